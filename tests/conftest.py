@@ -1,0 +1,176 @@
+"""Fixtures: an app on a clean database, clients that behave like browsers, auth helpers.
+
+The database comes from ``DATABASE_URL`` when set (CI runs the suite on
+PostgreSQL that way), else a SQLite file in a temporary folder. Tables are
+created once per run and emptied after every test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from webapp import create_app
+from webapp.extensions import db
+
+SECRET = "test-encryption-secret-" + "s" * 32
+PASSWORD = "correct horse battery staple"
+_META_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+def database_url(tmp_dir: Path) -> str:
+    return os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_dir / 'test.sqlite3'}"
+
+
+def base_config(db_url: str, **extra) -> dict:
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key-" + "k" * 32,
+        "API_KEY_ENCRYPTION_SECRET": SECRET,
+        "API_KEY_ENCRYPTION_OLD_SECRETS": "",
+        "SQLALCHEMY_DATABASE_URI": db_url,
+        "RATELIMIT_ENABLED": False,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "KEYHOLD_ENV": "testing",
+    }
+    config.update(extra)
+    return config
+
+
+class BrowserClient(FlaskClient):
+    """A test client that sends the CSRF token the way a browser form or the frontend does.
+
+    Form posts get a ``csrf_token`` field and JSON requests an ``X-CSRFToken``
+    header, taken from the page's ``<meta name="csrf-token">``. Pass
+    ``csrf=False`` to send a request without one.
+    """
+
+    def csrf_token(self) -> str:
+        page = self.get("/__csrf-probe__").get_data(as_text=True)
+        match = _META_TOKEN.search(page)
+        assert match, "no csrf meta tag on the page"
+        return match.group(1)
+
+    def open(self, *args, csrf: bool = True, **kwargs):
+        method = (kwargs.get("method") or "GET").upper()
+        if csrf and method not in ("GET", "HEAD", "OPTIONS"):
+            if "json" in kwargs:
+                headers = dict(kwargs.get("headers") or {})
+                headers.setdefault("X-CSRFToken", self.csrf_token())
+                kwargs["headers"] = headers
+            else:
+                data = kwargs.get("data")
+                if data is None:
+                    data = {}
+                if isinstance(data, dict) and "csrf_token" not in data:
+                    kwargs["data"] = {**data, "csrf_token": self.csrf_token()}
+        return super().open(*args, **kwargs)
+
+
+def _empty_tables() -> None:
+    db.session.remove()
+    with db.engine.begin() as conn:
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture(autouse=True)
+def _push_request_context():
+    """Replace pytest-flask's: a request context held open across a whole test
+    would share ``g`` between the test's requests, which no browser does."""
+    yield
+
+
+@pytest.fixture(scope="session")
+def db_url(tmp_path_factory) -> str:
+    return database_url(tmp_path_factory.mktemp("db"))
+
+
+@pytest.fixture(scope="session")
+def _schema(db_url) -> Iterator[None]:
+    app = create_app(base_config(db_url))
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        db.engine.dispose()
+    yield
+    with app.app_context():
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def make_app(db_url, _schema, tmp_path):
+    """Build apps on the shared test database; each is cleaned up after the test."""
+    apps: list[Flask] = []
+
+    def factory(**overrides) -> Flask:
+        app = create_app(base_config(db_url, **overrides))
+        app.test_client_class = BrowserClient
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    if apps:
+        with apps[0].app_context():
+            _empty_tables()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app) -> BrowserClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class AuthActions:
+    def __init__(self, client: BrowserClient) -> None:
+        self.client = client
+
+    def register(self, email: str = "alice@example.com", password: str = PASSWORD):
+        return self.client.post(
+            "/auth/register", data={"email": email, "password": password, "confirm": password}
+        )
+
+    def login(self, email: str = "alice@example.com", password: str = PASSWORD, **extra):
+        return self.client.post("/auth/login", data={"email": email, "password": password, **extra})
+
+    def logout(self):
+        return self.client.post("/auth/logout")
+
+
+@pytest.fixture
+def auth(client) -> AuthActions:
+    return AuthActions(client)
+
+
+@pytest.fixture
+def user_client(app):
+    """A new browser for a new user: ``user_client("bob@example.com")`` is registered and in."""
+
+    def factory(email: str) -> BrowserClient:
+        c = app.test_client()
+        response = AuthActions(c).register(email)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return c
+
+    return factory

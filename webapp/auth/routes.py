@@ -1,0 +1,96 @@
+"""Register, log in, log out, change password."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_required, login_user, logout_user
+
+from webapp.auth import services
+from webapp.auth.forms import LoginForm, PasswordChangeForm, RegisterForm, normalise_email
+from webapp.extensions import limiter
+from webapp.web import form_status, no_store, request_info, safe_next
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+
+def _login_account_key() -> str:
+    return "login-account:" + (normalise_email(request.form.get("email", "")) or "")
+
+
+def _limit(name: str):
+    return lambda: current_app.config[name]
+
+
+def _start_session(user, remember: bool) -> None:
+    session.clear()  # a fresh session at login: no fixation
+    login_user(user, remember=remember)
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(_limit("RATELIMIT_REGISTER"), methods=["POST"])
+def register():
+    if current_user.is_authenticated:
+        return redirect(url_for("keys.dashboard"))
+    form = RegisterForm()
+    if form.validate_on_submit():
+        try:
+            user = services.register(form.email.data, form.password.data, info=request_info())
+        except services.EmailTaken:
+            form.email.errors.append("An account with this email already exists.")
+        else:
+            _start_session(user, remember=False)
+            flash("Welcome to Keyhold. Add your first API key below.", "success")
+            return redirect(url_for("keys.dashboard"))
+    return render_template("auth/register.html", form=form), form_status(form)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_limit("RATELIMIT_LOGIN_IP"), methods=["POST"], key_func=lambda: request_info().ip)
+@limiter.limit(_limit("RATELIMIT_LOGIN_ACCOUNT"), methods=["POST"], key_func=_login_account_key)
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("keys.dashboard"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = services.authenticate(form.email.data, form.password.data, info=request_info())
+        if user is not None:
+            _start_session(user, remember=form.remember.data)
+            return redirect(safe_next(request.args.get("next"), url_for("keys.dashboard")))
+        form.form_errors.append("Email or password is incorrect.")
+    return render_template("auth/login.html", form=form), form_status(form)
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    services.logout(current_user._get_current_object(), info=request_info())
+    logout_user()
+    session.clear()
+    flash("You have been logged out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+@no_store
+def change_password():
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        user = current_user._get_current_object()
+        if services.change_password(
+            user, form.current.data, form.password.data, info=request_info()
+        ):
+            _start_session(user, remember=False)  # other sessions end with the old token
+            flash("Your password was changed. Other sessions have been signed out.", "success")
+            return redirect(url_for("keys.dashboard"))
+        form.current.errors.append("That is not your current password.")
+    return render_template("auth/password.html", form=form), form_status(form)

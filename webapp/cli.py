@@ -1,0 +1,43 @@
+"""Operator commands: ``flask keys ...``."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from webapp.crypto import current_keyring
+
+keys_cli = AppGroup("keys", help="Manage stored API keys.")
+
+
+@keys_cli.command("rotate-secret")
+@click.option("--batch-size", default=1000, show_default=True, help="Rows per commit.")
+def rotate_secret_command(batch_size: int) -> None:
+    """Re-encrypt every stored key under API_KEY_ENCRYPTION_SECRET.
+
+    Safe to interrupt and run again. When it reports nothing left, the old
+    secrets can be removed from API_KEY_ENCRYPTION_OLD_SECRETS.
+    """
+    from webapp.keys.rotation import pending_count, rotate_secret
+
+    total = pending_count()
+    version = current_keyring().current_version
+    click.echo(f"{total} key(s) to re-encrypt under secret {version}.")
+    with click.progressbar(length=total, label="Re-encrypting", show_pos=True) as bar:
+        report = rotate_secret(batch_size=batch_size, progress=bar.update)
+    click.echo(f"Re-encrypted {report.rewrapped} key(s).")
+    if report.unreadable:
+        click.echo(
+            "Could not decrypt (left as they were): " + ", ".join(report.unreadable), err=True
+        )
+        raise SystemExit(1)
+    left = pending_count()
+    if left:
+        click.echo(f"{left} key(s) still under an old secret (changed during the run?); run again.")
+        raise SystemExit(1)
+    click.echo("Every key is under the current secret; old secrets can now be removed.")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(keys_cli)

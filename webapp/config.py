@@ -1,0 +1,157 @@
+"""Configuration: defaults, then the environment, then explicit overrides.
+
+Development needs no environment at all: missing secrets are generated once
+and kept under ``instance/`` (mode 0600). Production refuses to start without
+them, because a generated secret would silently change on the next machine and
+make every stored key unreadable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+log = logging.getLogger(__name__)
+
+#: secret name -> file under instance/ used in development
+SECRET_FILES = {
+    "SECRET_KEY": "secret_key",
+    "API_KEY_ENCRYPTION_SECRET": "encryption_secret",
+}
+
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message says what to set."""
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def normalise_database_url(url: str) -> str:
+    """Point postgres URLs at the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def defaults(instance_path: str) -> dict[str, Any]:
+    env = os.environ.get("KEYHOLD_ENV", "development").strip().lower()
+    production = env == "production"
+    sqlite_path = Path(instance_path) / "keyhold.sqlite3"
+    return {
+        "KEYHOLD_ENV": env,
+        "SECRET_KEY": os.environ.get("SECRET_KEY"),
+        "API_KEY_ENCRYPTION_SECRET": os.environ.get("API_KEY_ENCRYPTION_SECRET"),
+        "API_KEY_ENCRYPTION_OLD_SECRETS": os.environ.get("API_KEY_ENCRYPTION_OLD_SECRETS", ""),
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(
+            os.environ.get("DATABASE_URL") or f"sqlite:///{sqlite_path}"
+        ),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 64 * 1024),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _env_bool("SESSION_COOKIE_SECURE", production),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": _env_bool("SESSION_COOKIE_SECURE", production),
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_SSL_STRICT": True,
+        # Rate limiting (Flask-Limiter reads the RATELIMIT_* names itself).
+        "RATELIMIT_ENABLED": _env_bool("RATELIMIT_ENABLED", True),
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_DEFAULT": os.environ.get("RATELIMIT_DEFAULT", "600/minute"),
+        "RATELIMIT_LOGIN_IP": os.environ.get("RATELIMIT_LOGIN_IP", "10/minute;50/hour"),
+        "RATELIMIT_LOGIN_ACCOUNT": os.environ.get("RATELIMIT_LOGIN_ACCOUNT", "10/minute;50/hour"),
+        "RATELIMIT_REGISTER": os.environ.get("RATELIMIT_REGISTER", "5/minute;20/hour"),
+        "RATELIMIT_KEY_WRITE": os.environ.get("RATELIMIT_KEY_WRITE", "60/hour"),
+        "RATELIMIT_VALIDATE": os.environ.get("RATELIMIT_VALIDATE", "30/hour"),
+        "TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),
+        # Provider checks.
+        "VALIDATION_CONNECT_TIMEOUT": _env_float("VALIDATION_CONNECT_TIMEOUT", 3.0),
+        "VALIDATION_TIMEOUT": _env_float("VALIDATION_TIMEOUT", 10.0),
+        "VALIDATION_MAX_WORKERS": _env_int("VALIDATION_MAX_WORKERS", 8),
+        "ALLOW_HTTP_ENDPOINTS": _env_bool("ALLOW_HTTP_ENDPOINTS", False),
+        "ALLOW_PRIVATE_ENDPOINTS": _env_bool("ALLOW_PRIVATE_ENDPOINTS", False),
+        "PROVIDER_BASE_URLS": {
+            name[len("PROVIDER_") : -len("_BASE_URL")].lower(): value
+            for name, value in os.environ.items()
+            if name.startswith("PROVIDER_") and name.endswith("_BASE_URL") and value
+        },
+        "KEYS_PAGE_SIZE": 50,
+    }
+
+
+def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
+    """Fill ``app.config``; generate development secrets where allowed."""
+    app.config.from_mapping(defaults(app.instance_path))
+    if overrides:
+        app.config.from_mapping(overrides)
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
+        app.config["SQLALCHEMY_DATABASE_URI"]
+    )
+    production = app.config["KEYHOLD_ENV"] == "production"
+    for name, filename in SECRET_FILES.items():
+        if not app.config.get(name):
+            if production:
+                raise ConfigError(
+                    f"{name} is not set. In production every secret must come from the "
+                    f"environment (generate one with: python -c 'import secrets; "
+                    f"print(secrets.token_urlsafe(48))')."
+                )
+            app.config[name] = _instance_secret(app.instance_path, filename, name)
+        if len(app.config[name]) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters long.")
+
+
+def _instance_secret(instance_path: str, filename: str, name: str) -> str:
+    """Read a development secret from instance/, creating it (0600) if missing."""
+    path = Path(instance_path) / filename
+    if path.exists():
+        return path.read_text(encoding="ascii").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(value + "\n")
+    log.warning(
+        "%s was not set; generated one in %s. Set it in the environment before "
+        "deploying: losing it makes stored keys unreadable.",
+        name,
+        path,
+    )
+    return value

@@ -1,0 +1,113 @@
+"""Error pages and JSON errors: one place decides which a request gets."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from jinja2 import TemplateNotFound
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from webapp.crypto import KeyDecryptionError
+from webapp.extensions import db
+from webapp.keys.service import KeyServiceError
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: "The request could not be understood.",
+    401: "You need to log in first.",
+    403: "You are not allowed to do that.",
+    404: "There is nothing here.",
+    405: "That method is not allowed here.",
+    413: "The request is too large.",
+    415: "Send the request body as JSON (Content-Type: application/json).",
+    429: "Too many requests. Please wait a moment and try again.",
+    500: "Something went wrong on our side. Nothing was changed.",
+}
+CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "rate_limited",
+    500: "internal_error",
+}
+
+
+def wants_json() -> bool:
+    if request.path == "/api" or request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return (
+        best == "application/json"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
+
+
+def error_response(
+    status: int, code: str | None = None, message: str | None = None, fields: dict | None = None
+):
+    code = code or CODES.get(status, "error")
+    message = message or MESSAGES.get(status, "The request failed.")
+    if wants_json():
+        body: dict = {"code": code, "message": message}
+        if fields:
+            body["fields"] = fields
+        return jsonify(error=body), status
+    try:
+        return render_template(f"errors/{status}.html", message=message, status=status), status
+    except TemplateNotFound:
+        return render_template("errors/generic.html", message=message, status=status), status
+
+
+def register_errorhandlers(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return error_response(
+            400,
+            "csrf_failed",
+            "The form expired or did not come from this site. Reload the page and try again.",
+        )
+
+    @app.errorhandler(KeyServiceError)
+    def service_error(exc: KeyServiceError):
+        return error_response(exc.status, exc.code, exc.message, exc.fields)
+
+    @app.errorhandler(KeyDecryptionError)
+    def decryption_error(exc: KeyDecryptionError):
+        db.session.rollback()
+        log.error("stored key unreadable: %s", exc)
+        return error_response(
+            500,
+            "key_unreadable",
+            "A stored key could not be decrypted. The operator has been notified; "
+            "saving the key again will fix it.",
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        status = exc.code or 500
+        description = None if status in MESSAGES else exc.description
+        response = error_response(status, message=description)
+        if status == 405 and exc.get_response().headers.get("Allow"):
+            body, code = response
+            body = app.make_response((body, code))
+            body.headers["Allow"] = exc.get_response().headers["Allow"]
+            return body
+        return response
+
+    @app.errorhandler(InternalServerError)
+    def server_error(exc: InternalServerError):
+        db.session.rollback()
+        original = getattr(exc, "original_exception", None)
+        if original is not None:
+            log.error(
+                "unhandled %s on %s %s", type(original).__name__, request.method, request.path
+            )
+        return error_response(500)

@@ -1,0 +1,341 @@
+"""Storing, listing and resolving users' API keys.
+
+Views and API endpoints call these functions; they never see ciphertext, and
+the plaintext only exists inside the call that needs it. Each change commits
+together with its audit row.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from webapp.audit.service import RequestInfo, record, record_failure
+from webapp.auth.models import User
+from webapp.crypto import KeyScope, current_keyring, fingerprint, mask_key
+from webapp.extensions import db
+from webapp.keys.models import STATUS_UNCHECKED, UserAPIKey
+from webapp.providers.catalog import Provider, all_providers, get_provider
+from webapp.providers.endpoints import EndpointError, EndpointPolicy, check_url
+
+MAX_KEY_LENGTH = 512
+
+
+class KeyServiceError(Exception):
+    """A request the service refuses; ``code`` is machine-readable."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class UnknownProvider(KeyServiceError):
+    code = "unknown_provider"
+    status = 404
+
+
+class KeyNotFound(KeyServiceError):
+    code = "key_not_found"
+    status = 404
+
+
+class InvalidKeyInput(KeyServiceError):
+    code = "invalid_input"
+    status = 422
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    """What may be shown about a provider's key. Never the key itself."""
+
+    provider: str
+    provider_name: str
+    has_key: bool
+    masked_key: str | None = None
+    status: str = "none"
+    is_valid: bool | None = None
+    last_validated: datetime | None = None
+    last_error: str | None = None
+    models: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    updated_at: datetime | None = None
+    expires_at: datetime | None = None
+
+
+def require_provider(provider_id: str) -> Provider:
+    provider = get_provider(provider_id)
+    if provider is None:
+        raise UnknownProvider(f"Unknown provider {provider_id!r}.")
+    return provider
+
+
+def endpoint_policy() -> EndpointPolicy:
+    return EndpointPolicy(
+        allow_http=current_app.config["ALLOW_HTTP_ENDPOINTS"],
+        allow_private=current_app.config["ALLOW_PRIVATE_ENDPOINTS"],
+    )
+
+
+_WHITESPACE = re.compile(r"\s")
+
+
+def key_problem(provider: Provider, api_key: str) -> str | None:
+    """Why ``api_key`` cannot be a key for ``provider``, or None."""
+    if not api_key:
+        return "Enter the API key."
+    if len(api_key) > MAX_KEY_LENGTH:
+        return f"That is longer than any API key ({MAX_KEY_LENGTH} characters at most)."
+    if _WHITESPACE.search(api_key):
+        return "The key contains spaces or line breaks; paste it again without them."
+    if any(unicodedata.category(ch).startswith("C") or not ch.isascii() for ch in api_key):
+        return "The key contains characters that cannot be part of an API key."
+    if not provider.key_matches_format(api_key):
+        return f"This does not look like a {provider.name} key. Expected: {provider.key_format}."
+    return None
+
+
+def clean_input(
+    provider: Provider, api_key: str | None, extra: dict[str, Any]
+) -> tuple[str, dict[str, str]]:
+    """Check a submitted key and its settings; return them cleaned or raise InvalidKeyInput."""
+    errors: dict[str, str] = {}
+    key = (api_key or "").strip() if isinstance(api_key, str) else ""
+    if api_key is not None and not isinstance(api_key, str):
+        errors["api_key"] = "The key must be a string."
+    elif problem := key_problem(provider, key):
+        errors["api_key"] = problem
+    config: dict[str, str] = {}
+    for spec in provider.extra_fields:
+        raw = extra.get(spec.name)
+        if raw is not None and not isinstance(raw, str):
+            errors[spec.name] = f"{spec.label} must be a string."
+            continue
+        value = (raw or "").strip() or spec.default
+        if not value:
+            if spec.required:
+                errors[spec.name] = f"Enter the {spec.label.lower()}."
+            continue
+        if len(value) > spec.max_length:
+            errors[spec.name] = f"{spec.label} is too long ({spec.max_length} characters at most)."
+        elif spec.kind == "url":
+            try:
+                value = check_url(value, endpoint_policy())
+            except EndpointError as exc:
+                errors[spec.name] = str(exc)
+        elif spec.pattern and not re.fullmatch(spec.pattern, value):
+            errors[spec.name] = f"{spec.label} has the wrong format ({spec.help})."
+        config[spec.name] = value
+    if errors:
+        raise InvalidKeyInput("The key was not saved: please correct the marked fields.", errors)
+    return key, config
+
+
+def _find(user_id: int, provider_id: str) -> UserAPIKey | None:
+    return db.session.scalar(db.select(UserAPIKey).filter_by(user_id=user_id, provider=provider_id))
+
+
+def get_user_key_row(user: User, provider_id: str) -> UserAPIKey:
+    """The user's own row for a provider; another user's is simply not found."""
+    require_provider(provider_id)
+    row = _find(user.id, provider_id)
+    if row is None:
+        raise KeyNotFound(f"You have no stored key for {provider_id}.")
+    return row
+
+
+def scope_of(row: UserAPIKey) -> KeyScope:
+    return KeyScope.for_user(row.user_id, row.provider)
+
+
+def decrypt_row(row: UserAPIKey) -> str:
+    """The plaintext of a stored user key. Raises KeyDecryptionError on tampering."""
+    return current_keyring().decrypt(scope_of(row), row.sealed)
+
+
+def _audit_details(row: UserAPIKey, **extra: Any) -> dict[str, Any]:
+    return {"hint": row.key_hint, "fingerprint": fingerprint(row.key_hash), **extra}
+
+
+def store_key(
+    user: User,
+    provider_id: str,
+    api_key: str,
+    config: dict[str, str],
+    *,
+    info: RequestInfo | None = None,
+    check: dict[str, Any] | None = None,
+) -> tuple[UserAPIKey, bool]:
+    """Encrypt and store an already-cleaned key, replacing any previous one.
+
+    ``check`` is the outcome of a live check made before saving (status,
+    is_valid, last_error, models, details); without it the key is "unchecked".
+    Returns the row and whether it was created (False: replaced).
+    """
+    provider = require_provider(provider_id)
+    sealed = current_keyring().encrypt(KeyScope.for_user(user.id, provider_id), api_key)
+    hint = mask_key(api_key, provider.key_prefix)
+    for attempt in range(2):
+        row = _find(user.id, provider_id)
+        created = row is None
+        if created:
+            row = UserAPIKey(user_id=user.id, provider=provider_id)
+            db.session.add(row)
+        row.seal(sealed, hint)
+        row.config = dict(config)
+        _apply_check(row, check)
+        action = "key.set" if created else "key.replace"
+        try:
+            db.session.flush()
+            record(
+                action,
+                actor_id=user.id,
+                provider=provider_id,
+                info=info,
+                details=_audit_details(row, status=row.status),
+            )
+            db.session.commit()
+            return row, created
+        except IntegrityError:
+            # Another request created the row first; the second pass replaces it.
+            db.session.rollback()
+            if attempt:
+                raise
+        except Exception:
+            record_failure(action, actor_id=user.id, provider=provider_id, info=info)
+            raise
+    raise AssertionError("unreachable")
+
+
+def _apply_check(row: Any, check: dict[str, Any] | None) -> None:
+    from webapp.db_types import utcnow
+
+    if check is None:
+        row.status = STATUS_UNCHECKED
+        row.is_valid = None
+        row.last_validated = None
+        row.last_error = None
+        row.models = []
+        row.details = {}
+        return
+    row.status = check["status"]
+    if check.get("keep_validity"):
+        pass  # a throttled check says nothing new about the key
+    else:
+        row.is_valid = check.get("is_valid")
+    row.last_validated = check.get("checked_at") or utcnow()
+    row.last_error = (check.get("last_error") or None) and check["last_error"][:500]
+    if check.get("models") is not None:
+        row.models = list(check["models"])
+    row.details = dict(check.get("details") or {})
+
+
+def delete_key(user: User, provider_id: str, *, info: RequestInfo | None = None) -> None:
+    row = get_user_key_row(user, provider_id)
+    details = _audit_details(row)
+    try:
+        db.session.delete(row)
+        record("key.delete", actor_id=user.id, provider=provider_id, info=info, details=details)
+        db.session.commit()
+    except Exception:
+        record_failure("key.delete", actor_id=user.id, provider=provider_id, info=info)
+        raise
+
+
+def clear_keys(user: User, *, info: RequestInfo | None = None) -> int:
+    rows = db.session.scalars(db.select(UserAPIKey).filter_by(user_id=user.id)).all()
+    try:
+        for row in rows:
+            db.session.delete(row)
+        record(
+            "key.clear_all",
+            actor_id=user.id,
+            info=info,
+            details={"count": len(rows), "providers": sorted(r.provider for r in rows)},
+        )
+        db.session.commit()
+    except Exception:
+        record_failure("key.clear_all", actor_id=user.id, info=info)
+        raise
+    return len(rows)
+
+
+def status_of(provider: Provider, row: UserAPIKey | None) -> KeyStatus:
+    if row is None:
+        return KeyStatus(provider=provider.id, provider_name=provider.name, has_key=False)
+    return KeyStatus(
+        provider=provider.id,
+        provider_name=provider.name,
+        has_key=True,
+        masked_key=row.key_hint,
+        status=row.status,
+        is_valid=row.is_valid,
+        last_validated=row.last_validated,
+        last_error=row.last_error,
+        models=list(row.models or []),
+        details=dict(row.details or {}),
+        config=dict(row.config or {}),
+        updated_at=row.updated_at,
+        expires_at=getattr(row, "expires_at", None),
+    )
+
+
+def list_status(user: User) -> list[KeyStatus]:
+    """One status per supported provider, in catalogue order; one query."""
+    rows = {
+        row.provider: row
+        for row in db.session.scalars(db.select(UserAPIKey).filter_by(user_id=user.id))
+    }
+    return [status_of(p, rows.get(p.id)) for p in all_providers()]
+
+
+def key_status(user: User, provider_id: str) -> KeyStatus:
+    provider = require_provider(provider_id)
+    return status_of(provider, _find(user.id, provider_id))
+
+
+class NoKeyAvailable(KeyServiceError):
+    code = "no_key_available"
+    status = 404
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    """The key to use for a provider call. Its repr never shows the value."""
+
+    value: str = field(repr=False)
+    source: str  # "user" or "global"
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def get_key_for(user: User, provider_id: str) -> ResolvedKey:
+    """The key the application should use for ``user`` and ``provider_id``."""
+    require_provider(provider_id)
+    row = _find(user.id, provider_id)
+    if row is not None and row.is_valid is not False:
+        return ResolvedKey(decrypt_row(row), "user", dict(row.config or {}))
+    raise NoKeyAvailable(f"No usable {provider_id} key for this user.")
+
+
+def save_key(
+    user: User,
+    provider_id: str,
+    api_key: str | None,
+    extra: dict[str, Any],
+    *,
+    info: RequestInfo | None = None,
+) -> tuple[UserAPIKey, bool]:
+    """Check the input and store the key; the one entry point for forms and the API."""
+    provider = require_provider(provider_id)
+    key, config = clean_input(provider, api_key, extra)
+    return store_key(user, provider_id, key, config, info=info)

@@ -1,0 +1,43 @@
+"""Log set-up: plain text by default, one JSON object per line with LOG_FORMAT=json."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+from flask import Flask
+
+# Attributes every LogRecord has; anything else was passed in ``extra``.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                payload[key] = value
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str)
+
+
+def configure(app: Flask) -> None:
+    handler_exists = any(getattr(h, "_keyhold", False) for h in logging.getLogger().handlers)
+    if handler_exists:
+        return
+    handler = logging.StreamHandler()
+    handler._keyhold = True  # type: ignore[attr-defined]
+    if app.config["LOG_FORMAT"] == "json":
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    webapp_logger = logging.getLogger("webapp")
+    webapp_logger.addHandler(handler)
+    webapp_logger.setLevel(logging.INFO)

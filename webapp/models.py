@@ -1,0 +1,8 @@
+"""Every model, imported once so metadata (and migrations) see all tables."""
+
+from webapp.audit.models import AuditCheckpoint, AuditEvent
+from webapp.auth.models import User
+from webapp.keys.models import GlobalAPIKey, UserAPIKey
+from webapp.setup.models import SetupToken
+
+__all__ = ["AuditCheckpoint", "AuditEvent", "GlobalAPIKey", "SetupToken", "User", "UserAPIKey"]

@@ -1,0 +1,62 @@
+"""Checks on user-given endpoints (Azure, custom), so they cannot aim Keyhold at itself.
+
+``check_url`` runs when the URL is entered; the HTTP client checks the
+addresses a host name resolves to again when it connects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+
+class EndpointError(ValueError):
+    """The URL may not be used; the message is fit to show the user."""
+
+
+@dataclass(frozen=True)
+class EndpointPolicy:
+    allow_http: bool = False
+    allow_private: bool = False
+
+
+_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+def is_public_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def check_url(url: str, policy: EndpointPolicy) -> str:
+    """Return the URL without a trailing slash, or raise EndpointError."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise EndpointError("Enter a valid URL.") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise EndpointError("Enter a full URL starting with https://.")
+    if parts.scheme == "http" and not policy.allow_http:
+        raise EndpointError("The URL must start with https://.")
+    if parts.username or parts.password:
+        raise EndpointError("Put the key in the key field, not in the URL.")
+    if parts.query or parts.fragment:
+        raise EndpointError("The URL must not have a query string or fragment.")
+    if port == 0:
+        raise EndpointError("Enter a valid port.")
+    host = parts.hostname.lower().rstrip(".")
+    if not policy.allow_private:
+        if host in _LOCAL_NAMES or host.endswith(".localhost") or host.endswith(".local"):
+            raise EndpointError("Local and private network addresses are not allowed.")
+        try:
+            literal = ipaddress.ip_address(host)
+        except ValueError:
+            literal = None
+        if literal is not None and not is_public_address(host):
+            raise EndpointError("Local and private network addresses are not allowed.")
+    return url.rstrip("/")

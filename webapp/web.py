@@ -1,0 +1,49 @@
+"""Small helpers shared by the HTML views and the JSON API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import make_response, request
+
+from webapp.audit.service import RequestInfo
+from webapp.ratelimit import client_ip
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def request_info() -> RequestInfo:
+    return RequestInfo(ip=client_ip(), user_agent=request.headers.get("User-Agent", "")[:200])
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """``target`` if it is a path on this site, else ``default``."""
+    if not target or "\\" in target or any(ord(ch) < 0x20 for ch in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    return target
+
+
+def no_store(view: F) -> F:
+    """Keep key pages out of every cache, including the browser's back button."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        response = make_response(view(*args, **kwargs))
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+        return response
+
+    return wrapper  # type: ignore[return-value]
+
+
+def form_status(form: Any) -> int:
+    """400 for a submitted form with errors, so clients and tests see the refusal."""
+    if request.method == "POST" and (form.form_errors or any(f.errors for f in form)):
+        return 400
+    return 200
