@@ -7,6 +7,7 @@ together with its audit row.
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from webapp.extensions import db
 from webapp.keys.models import STATUS_UNCHECKED, UserAPIKey
 from webapp.providers.catalog import Provider, all_providers, get_provider
 from webapp.providers.endpoints import EndpointError, EndpointPolicy, check_url
+
+log = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 512
 
@@ -205,6 +208,19 @@ def store_key(
                 details=_audit_details(row, status=row.status),
             )
             db.session.commit()
+            log.info(
+                "%s key %s for user %s (%s)",
+                provider_id,
+                action,
+                user.id,
+                row.status,
+                extra={
+                    "event": action,
+                    "user_id": user.id,
+                    "provider": provider_id,
+                    "hint": row.key_hint,
+                },
+            )
             return row, created
         except IntegrityError:
             # Another request created the row first; the second pass replaces it.
@@ -247,6 +263,12 @@ def delete_key(user: User, provider_id: str, *, info: RequestInfo | None = None)
         db.session.delete(row)
         record("key.delete", actor_id=user.id, provider=provider_id, info=info, details=details)
         db.session.commit()
+        log.info(
+            "%s key deleted for user %s",
+            provider_id,
+            user.id,
+            extra={"event": "key.delete", "user_id": user.id, "provider": provider_id},
+        )
     except Exception:
         record_failure("key.delete", actor_id=user.id, provider=provider_id, info=info)
         raise

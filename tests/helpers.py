@@ -1,0 +1,27 @@
+"""Helpers for tests that need stored keys without going through a provider check."""
+
+from __future__ import annotations
+
+from flask import Flask
+from tests.fakekeys import fake_key
+
+from webapp.auth.services import find_user
+from webapp.extensions import db
+from webapp.keys import service
+from webapp.keys.models import UserAPIKey
+
+
+def store(app: Flask, email: str, provider: str, key: str | None = None, **config) -> str:
+    """Store a key for ``email`` directly through the service; return its plaintext."""
+    key = key or fake_key(provider)
+    with app.app_context():
+        service.store_key(find_user(email), provider, key, config)
+    return key
+
+
+def rows_of(app: Flask, email: str) -> list[UserAPIKey]:
+    with app.app_context():
+        user = find_user(email)
+        rows = db.session.scalars(db.select(UserAPIKey).filter_by(user_id=user.id)).all()
+        db.session.expunge_all()
+        return list(rows)

@@ -1,0 +1,154 @@
+"""Malformed input on every form: a message next to the field, nothing stored or changed."""
+
+from __future__ import annotations
+
+import pytest
+from tests.conftest import PASSWORD
+from tests.fakekeys import fake_key
+from tests.helpers import rows_of, store
+
+from webapp.auth.models import User
+from webapp.extensions import db
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"email": "", "password": PASSWORD, "confirm": PASSWORD}, "Enter your email address."),
+        ({"email": "not-an-email", "password": PASSWORD, "confirm": PASSWORD}, "Invalid email"),
+        ({"email": "a@example.com", "password": "short", "confirm": "short"}, "at least 12"),
+        (
+            {"email": "a@example.com", "password": PASSWORD, "confirm": PASSWORD + "x"},
+            "do not match",
+        ),
+        ({"email": "a@example.com", "password": "", "confirm": ""}, "Choose a password."),
+        (
+            {"email": "a@example.com", "password": "p" * 1025, "confirm": "p" * 1025},
+            "at least 12",
+        ),
+    ],
+)
+def test_register_rejects(client, app, data, message):
+    response = client.post("/auth/register", data=data)
+    assert response.status_code == 400
+    assert message in text(response)
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(User)) == 0
+
+
+def test_register_twice_with_the_same_email(client, auth, app):
+    auth.register("dup@example.com")
+    auth.logout()
+    response = auth.register("DUP@example.com")
+    assert response.status_code == 400
+    assert "already exists" in text(response)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"email": "", "password": "x"}, "Enter your email address."),
+        ({"email": "alice@example.com", "password": ""}, "Enter your password."),
+    ],
+)
+def test_login_rejects(client, auth, data, message):
+    auth.register()
+    auth.logout()
+    response = client.post("/auth/login", data=data)
+    assert response.status_code == 400 and message in text(response)
+
+
+LONG = "sk-" + "a" * 600
+
+
+@pytest.mark.parametrize(
+    ("provider", "data", "field", "message"),
+    [
+        ("openai", {"api_key": ""}, "api_key", "Enter the API key."),
+        ("openai", {"api_key": "   "}, "api_key", "Enter the API key."),
+        ("openai", {"api_key": "sk-proj-abc def" + "x" * 40}, "api_key", "spaces or line breaks"),
+        ("openai", {"api_key": "sk-proj-abc\tdef" + "x" * 40}, "api_key", "spaces or line breaks"),
+        ("openai", {"api_key": LONG}, "api_key", "longer than any API key"),
+        ("openai", {"api_key": "sk-proj-\x00" + "x" * 40}, "api_key", "cannot be part"),
+        ("openai", {"api_key": "sk-proj-é" + "x" * 40}, "api_key", "cannot be part"),
+        ("openai", {"api_key": "pk-" + "x" * 48}, "api_key", "does not look like a OpenAI key"),
+        ("anthropic", {"api_key": "sk-ant-admin01-" + "x" * 93}, "api_key", "does not look like"),
+        ("groq", {"api_key": "gsk_tooshort"}, "api_key", "Starts with gsk_, 56 characters"),
+        ("gemini", {"api_key": "AIza123"}, "api_key", "does not look like a Google Gemini"),
+        (
+            "azure_openai",
+            {"endpoint": "http://contoso.openai.azure.com", "api_version": "2024-10-21"},
+            "endpoint",
+            "must start with https://",
+        ),
+        (
+            "azure_openai",
+            {"endpoint": "https://10.0.0.5", "api_version": "2024-10-21"},
+            "endpoint",
+            "private network",
+        ),
+        (
+            "azure_openai",
+            {"endpoint": "https://contoso.openai.azure.com", "api_version": "latest"},
+            "api_version",
+            "wrong format",
+        ),
+        ("custom", {"base_url": "https://localhost:8000/v1"}, "base_url", "private network"),
+        ("custom", {"base_url": "https://127.0.0.1/v1"}, "base_url", "private network"),
+        ("custom", {"base_url": "https://[::1]/v1"}, "base_url", "private network"),
+        (
+            "custom",
+            {"base_url": "https://user:pw@llm.example.com/v1"},
+            "base_url",
+            "not in the URL",
+        ),
+        ("custom", {"base_url": "ftp://llm.example.com"}, "base_url", "https://"),
+        ("custom", {"base_url": "not a url"}, "base_url", "https://"),
+        ("custom", {"base_url": ""}, "base_url", "Enter the base url."),
+    ],
+)
+def test_key_form_rejects_and_keeps_the_stored_key(
+    client, auth, app, provider, data, field, message
+):
+    auth.register()
+    existing = store(app, "alice@example.com", provider, **_valid_config(provider))
+    before = rows_of(app, "alice@example.com")[0]
+    payload = {"api_key": fake_key(provider), **_valid_config(provider), **data}
+    response = client.post(f"/keys/{provider}", data=payload)
+    assert response.status_code == 400
+    html = text(response)
+    assert message in html
+    assert f'id="{field}-error"' in html  # shown next to the field it is about
+    after = rows_of(app, "alice@example.com")[0]
+    assert (after.encrypted_key, after.key_hint, after.config) == (
+        before.encrypted_key,
+        before.key_hint,
+        before.config,
+    )
+    assert existing[-4:] in after.key_hint
+
+
+def _valid_config(provider: str) -> dict[str, str]:
+    return {
+        "azure_openai": {
+            "endpoint": "https://contoso.openai.azure.com",
+            "api_version": "2024-10-21",
+        },
+        "custom": {"base_url": "https://llm.example.com/v1"},
+    }.get(provider, {})
+
+
+def test_password_change_rejects_a_wrong_current_password(client, auth):
+    auth.register()
+    response = client.post(
+        "/auth/password",
+        data={"current": "wrong password!!", "password": PASSWORD + "2", "confirm": PASSWORD + "2"},
+    )
+    assert response.status_code == 400
+    assert "not your current password" in text(response)
+    auth.logout()
+    assert auth.login().status_code == 302  # the old password still works

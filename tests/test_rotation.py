@@ -1,0 +1,148 @@
+"""Secret rotation: re-encrypting stored keys, interrupted and resumed, then the old secret gone."""
+
+from __future__ import annotations
+
+import pytest
+from tests.fakekeys import fake_key
+
+from webapp.auth.models import User
+from webapp.crypto import KeyDecryptionError, KeyScope, current_keyring, mask_key
+from webapp.extensions import db
+from webapp.keys import service
+from webapp.keys.models import GlobalAPIKey, UserAPIKey
+from webapp.keys.rotation import pending_count, rotate_secret
+
+OLD = "old-encryption-secret-" + "o" * 32
+NEW = "new-encryption-secret-" + "n" * 32
+PROVIDERS = ["openai", "anthropic", "groq", "mistral"]
+
+
+def _seed(app) -> dict[tuple[int, str], str]:
+    """Three users with four keys each, and one global key, all under ``OLD``."""
+    plaintexts: dict[tuple[int, str], str] = {}
+    with app.app_context():
+        for n in range(3):
+            user = User(email=f"user{n}@example.com")
+            user.set_password("correct horse battery staple")
+            db.session.add(user)
+            db.session.commit()
+            for provider in PROVIDERS:
+                key = fake_key(provider)
+                service.store_key(user, provider, key, {})
+                plaintexts[(user.id, provider)] = key
+        key = fake_key("openai")
+        row = GlobalAPIKey(provider="openai", config={})
+        row.seal(current_keyring().encrypt(KeyScope.for_global("openai"), key), mask_key(key))
+        db.session.add(row)
+        db.session.commit()
+        plaintexts[(0, "global:openai")] = key
+    return plaintexts
+
+
+def _read_all(app) -> dict[tuple[int, str], str]:
+    with app.app_context():
+        keyring = current_keyring()
+        found = {
+            (row.user_id, row.provider): service.decrypt_row(row)
+            for row in db.session.scalars(db.select(UserAPIKey))
+        }
+        for row in db.session.scalars(db.select(GlobalAPIKey)):
+            scope = KeyScope.for_global(row.provider)
+            found[(0, f"global:{row.provider}")] = keyring.decrypt(scope, row.sealed)
+        return found
+
+
+def _versions(app) -> set[str]:
+    with app.app_context():
+        return set(db.session.scalars(db.select(UserAPIKey.key_version))) | set(
+            db.session.scalars(db.select(GlobalAPIKey.key_version))
+        )
+
+
+def test_rotation_survives_interruption_and_old_secret_can_go(make_app):
+    before = make_app(API_KEY_ENCRYPTION_SECRET=OLD)
+    plaintexts = _seed(before)
+
+    during = make_app(API_KEY_ENCRYPTION_SECRET=NEW, API_KEY_ENCRYPTION_OLD_SECRETS=OLD)
+    with during.app_context():
+        assert pending_count() == 13
+
+        def interrupt_after_first_batch(done: int) -> None:
+            raise KeyboardInterrupt  # an operator's Ctrl-C between batches
+
+        with pytest.raises(KeyboardInterrupt):
+            rotate_secret(batch_size=5, progress=interrupt_after_first_batch)
+        assert pending_count() == 8
+
+    # Half-way: rows under both secrets, every one still readable.
+    assert len(_versions(during)) == 2
+    assert _read_all(during) == plaintexts
+
+    result = during.test_cli_runner().invoke(args=["keys", "rotate-secret", "--batch-size", "4"])
+    assert result.exit_code == 0, result.output
+    assert "8 key(s) to re-encrypt" in result.output
+    assert "old secrets can now be removed" in result.output
+
+    # Running again finds nothing to do.
+    again = during.test_cli_runner().invoke(args=["keys", "rotate-secret"])
+    assert again.exit_code == 0 and "0 key(s) to re-encrypt" in again.output
+
+    after = make_app(API_KEY_ENCRYPTION_SECRET=NEW)
+    assert _read_all(after) == plaintexts
+    with after.app_context():
+        assert _versions(after) == {current_keyring().current_version}
+    # And the old secret alone can no longer read anything.
+    with pytest.raises(KeyDecryptionError):
+        _read_all(make_app(API_KEY_ENCRYPTION_SECRET=OLD))
+
+
+def test_rotation_is_audited(make_app):
+    app = make_app(API_KEY_ENCRYPTION_SECRET=OLD)
+    _seed(app)
+    during = make_app(API_KEY_ENCRYPTION_SECRET=NEW, API_KEY_ENCRYPTION_OLD_SECRETS=OLD)
+    with during.app_context():
+        report = rotate_secret()
+        assert report.rewrapped == 13 and report.ok
+        from webapp.audit.models import AuditEvent
+
+        event = db.session.scalar(db.select(AuditEvent).filter_by(action="secret.rotate"))
+        assert event.outcome == "ok" and event.details["rewrapped"] == 13
+
+
+def test_rotation_leaves_unreadable_rows_alone_and_says_so(make_app):
+    app = make_app(API_KEY_ENCRYPTION_SECRET=OLD)
+    _seed(app)
+    with app.app_context():
+        row = db.session.scalar(db.select(UserAPIKey).order_by(UserAPIKey.id))
+        row.key_hash = "0" * 64  # tampered
+        db.session.commit()
+        tampered_id = row.id
+    during = make_app(API_KEY_ENCRYPTION_SECRET=NEW, API_KEY_ENCRYPTION_OLD_SECRETS=OLD)
+    result = during.test_cli_runner().invoke(args=["keys", "rotate-secret"])
+    assert result.exit_code == 1
+    assert f"user_api_keys#{tampered_id}" in result.output
+    with during.app_context():
+        assert pending_count() == 1  # the tampered row, untouched
+
+
+def test_row_copied_to_another_user_fails_loudly(make_app):
+    app = make_app()
+    with app.app_context():
+        alice = User(email="alice@example.com")
+        bob = User(email="bob@example.com")
+        for u in (alice, bob):
+            u.set_password("correct horse battery staple")
+            db.session.add(u)
+        db.session.commit()
+        row, _ = service.store_key(alice, "openai", fake_key("openai"), {})
+        stolen = UserAPIKey(user_id=bob.id, provider="openai", config={})
+        stolen.seal(row.sealed, row.key_hint)
+        db.session.add(stolen)
+        moved = UserAPIKey(user_id=alice.id, provider="groq", config={})
+        moved.seal(row.sealed, row.key_hint)
+        db.session.add(moved)
+        db.session.commit()
+        with pytest.raises(KeyDecryptionError, match="does not decrypt"):
+            service.get_key_for(bob, "openai")
+        with pytest.raises(KeyDecryptionError, match="integrity check"):
+            service.get_key_for(alice, "groq")

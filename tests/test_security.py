@@ -1,0 +1,189 @@
+"""The security baseline as a client sees it: CSRF, headers, cookies, redirects, errors."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+from tests.conftest import PASSWORD
+from tests.helpers import rows_of, store
+
+from webapp.auth.models import User
+from webapp.extensions import db
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("/auth/register", {"email": "x@example.com", "password": PASSWORD, "confirm": PASSWORD}),
+        ("/auth/login", {"email": "alice@example.com", "password": PASSWORD}),
+        ("/auth/logout", {}),
+        ("/auth/password", {"current": PASSWORD, "password": PASSWORD, "confirm": PASSWORD}),
+        ("/keys/openai", {"api_key": "sk-proj-" + "x" * 60}),
+        ("/keys/openai/delete", {}),
+    ],
+)
+def test_post_without_csrf_token_is_refused(client, auth, app, path, data):
+    auth.register()
+    store(app, "alice@example.com", "openai")
+    before = [(r.provider, r.encrypted_key) for r in rows_of(app, "alice@example.com")]
+    response = client.post(path, data=data, csrf=False)
+    assert response.status_code == 400
+    assert "did not come from this site" in text(response)
+    assert [(r.provider, r.encrypted_key) for r in rows_of(app, "alice@example.com")] == before
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(User)) == 1
+    # Still logged in: the refused logout did nothing.
+    assert client.get("/keys/").status_code == 200
+
+
+def test_post_with_a_forged_token_is_refused(client, auth):
+    auth.register()
+    response = client.post("/keys/openai/delete", data={"csrf_token": "forged"})
+    assert response.status_code == 400
+
+
+def test_security_headers_on_every_response(client, auth):
+    for path in ("/auth/login", "/nope", "/static/css/keyhold.css"):
+        with client.get(path) as response:
+            csp = response.headers["Content-Security-Policy"]
+            assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+            assert "frame-ancestors 'none'" in csp
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            assert response.headers["Referrer-Policy"] == "same-origin"
+            assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_no_inline_script_in_pages(client, auth):
+    auth.register()
+    for path in ("/auth/login", "/keys/", "/keys/openai", "/keys/azure_openai"):
+        html = text(client.get(path))
+        assert "<script>" not in html and "onclick=" not in html and "style=" not in html
+
+
+def test_key_pages_are_not_cached(client, auth, app):
+    auth.register()
+    store(app, "alice@example.com", "openai")
+    for path in ("/keys/", "/keys/openai", "/keys/openai/delete"):
+        assert client.get(path).headers["Cache-Control"] == "no-store"
+
+
+def test_session_cookie_flags(client, make_app):
+    response = client.get("/auth/login")
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    secure_app = make_app(SESSION_COOKIE_SECURE=True)
+    cookie = secure_app.test_client().get("/auth/login").headers["Set-Cookie"]
+    assert "Secure" in cookie
+
+
+def test_session_is_renewed_at_login(client, auth, app):
+    auth.register()
+    auth.logout()
+    client.get("/auth/login")
+    serializer = app.session_interface.get_signing_serializer(app)
+    before = serializer.loads(client.get_cookie("session").value)
+    auth.login()
+    after = serializer.loads(client.get_cookie("session").value)
+    assert before.get("csrf_token") and before.get("csrf_token") != after.get("csrf_token")
+    assert "_user_id" in after
+
+
+def test_password_change_signs_out_other_sessions(app, auth, client):
+    auth.register()
+    other = app.test_client()
+    from tests.conftest import AuthActions
+
+    AuthActions(other).login()
+    assert other.get("/keys/").status_code == 200
+    response = client.post(
+        "/auth/password",
+        data={"current": PASSWORD, "password": PASSWORD + "!", "confirm": PASSWORD + "!"},
+    )
+    assert response.status_code == 302
+    assert client.get("/keys/").status_code == 200  # this browser stays in
+    assert other.get("/keys/").status_code == 302  # the other is signed out
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)", "x"],
+)
+def test_next_only_redirects_on_site(client, auth, target):
+    auth.register()
+    auth.logout()
+    response = client.post(
+        f"/auth/login?next={target}", data={"email": "alice@example.com", "password": PASSWORD}
+    )
+    assert response.headers["Location"] == "/keys/"
+
+
+def test_next_keeps_a_local_path(client, auth):
+    auth.register()
+    auth.logout()
+    response = client.get("/keys/openai")
+    assert response.headers["Location"] == "/auth/login?next=/keys/openai"
+    response = client.post(
+        "/auth/login?next=/keys/openai", data={"email": "alice@example.com", "password": PASSWORD}
+    )
+    assert response.headers["Location"] == "/keys/openai"
+
+
+def _login_time(client, email: str, password: str) -> float:
+    start = time.perf_counter()
+    response = client.post("/auth/login", data={"email": email, "password": password})
+    assert response.status_code == 400
+    assert "Email or password is incorrect." in text(response)
+    return time.perf_counter() - start
+
+
+def test_login_failure_is_the_same_for_unknown_email_and_wrong_password(client, auth):
+    auth.register()
+    auth.logout()
+    wrong = [_login_time(client, "alice@example.com", "wrong password 1") for _ in range(3)]
+    unknown = [_login_time(client, "nobody@example.com", "wrong password 1") for _ in range(3)]
+    # Both pay for one password hash, so neither is a fraction of the other.
+    ratio = statistics.median(unknown) / statistics.median(wrong)
+    assert 0.5 < ratio < 2.0, (wrong, unknown)
+
+
+def test_oversized_body_is_refused(client, auth):
+    auth.register()
+    response = client.post("/keys/openai", data={"api_key": "x" * (70 * 1024)})
+    assert response.status_code == 413
+    assert "too large" in text(response)
+
+
+def test_error_pages_are_in_the_site_look(client):
+    response = client.get("/definitely-not-here")
+    assert response.status_code == 404
+    assert "Page not found" in text(response) and "Keyhold" in text(response)
+    response = client.put("/auth/login")
+    assert response.status_code == 405 and "Method not allowed" in text(response)
+    assert "GET" in response.headers["Allow"]
+
+
+def test_unexpected_error_is_a_clean_500(make_app):
+    app = make_app(PROPAGATE_EXCEPTIONS=False)
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("internal detail that must not leak")
+
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    assert "Something went wrong" in text(response)
+    assert "internal detail" not in text(response) and "Traceback" not in text(response)
+    json_response = app.test_client().get("/boom", headers={"Accept": "application/json"})
+    assert json_response.status_code == 500
+    assert json_response.get_json() == {
+        "error": {
+            "code": "internal_error",
+            "message": "Something went wrong on our side. Nothing was changed.",
+        }
+    }
