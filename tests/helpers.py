@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask import Flask
-from tests.fakekeys import fake_key
 
+from tests.fakekeys import fake_key
 from webapp.auth.services import find_user
 from webapp.extensions import db
 from webapp.keys import service

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.conftest import PASSWORD
 from tests.fakekeys import fake_key
 from tests.helpers import rows_of, store
-
 from webapp.auth.models import User
 from webapp.extensions import db
 

@@ -7,8 +7,8 @@ import socket
 from pathlib import Path
 
 from sqlalchemy import text
-from tests.fakekeys import fake_key
 
+from tests.fakekeys import fake_key
 from webapp.extensions import db
 
 

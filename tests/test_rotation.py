@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from tests.fakekeys import fake_key
 
+from tests.fakekeys import fake_key
 from webapp.auth.models import User
 from webapp.crypto import KeyDecryptionError, KeyScope, current_keyring, mask_key
 from webapp.extensions import db

@@ -6,9 +6,9 @@ import statistics
 import time
 
 import pytest
+
 from tests.conftest import PASSWORD
 from tests.helpers import rows_of, store
-
 from webapp.auth.models import User
 from webapp.extensions import db
 
