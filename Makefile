@@ -6,7 +6,7 @@ FLASK  := $(BIN)/flask --app webapp
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run install install-dev test lint format migrate clean
+.PHONY: run serve install install-dev test lint format migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) run --host $(HOST) --port $(PORT)
+
+# Production-style serving with gunicorn (settings in gunicorn.conf.py).
+serve: install
+	$(FLASK) db upgrade
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
