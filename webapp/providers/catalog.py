@@ -4,6 +4,12 @@ One entry per provider: how to recognise its keys, what extra settings it
 needs, and the cheapest authenticated request that proves a key works. Facts
 come from each provider's documentation (see ``../shared/providers.md`` for
 sources); adding a provider is adding an entry here.
+
+How to read an answer is data too: ``signatures`` are the markers that decide
+what an answer means before its status code does (Gemini's ``API_KEY_INVALID``
+on a 400, Anthropic's exhausted credit on a 400, xAI's blocked-key flags on a
+200). ``webapp.providers.classify`` applies them in order, then falls back to
+the status code.
 """
 
 from __future__ import annotations
@@ -11,6 +17,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
+
+# What a check can conclude (the ``status`` column of a stored key).
+VALID = "valid"
+INVALID = "invalid"
+FORBIDDEN = "forbidden"
+QUOTA_EXCEEDED = "quota_exceeded"
+RATE_LIMITED = "rate_limited"
+PROVIDER_ERROR = "provider_error"
+NETWORK_ERROR = "network_error"
+OUTCOMES = (
+    VALID,
+    INVALID,
+    FORBIDDEN,
+    QUOTA_EXCEEDED,
+    RATE_LIMITED,
+    PROVIDER_ERROR,
+    NETWORK_ERROR,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +62,44 @@ class CheckRequest:
     auth_scheme: str = "Bearer"  # "" sends the bare key as the header value
     headers: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     params: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    #: a path that a genuine 200 answer has; without it the answer is not the provider's
+    expect: str = "data"
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A marker that decides what an answer means, checked before the status code.
+
+    It matches when the status is one of ``statuses`` (any, if empty) and a
+    value at ``path`` (the provider's message, if empty) equals one of
+    ``equals``, contains one of ``contains`` (case-insensitive), or is a
+    number no greater than ``at_most``. ``note`` is said to the user.
+    """
+
+    outcome: str
+    statuses: tuple[int, ...] = ()
+    path: str = ""
+    equals: tuple[Any, ...] = ()
+    contains: tuple[str, ...] = ()
+    at_most: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class DeepCheck:
+    """One smallest-possible inference request: the only way some providers show credit.
+
+    ``models`` are tried in order against the key's own model list (the first
+    it has wins, else the first one); ``{model}`` in ``path`` and ``body`` is
+    replaced by it. ``cost`` is shown to the user before they opt in.
+    """
+
+    path: str
+    body: MappingProxyType
+    models: tuple[str, ...]
+    cost: str
+    expect: str
+    method: str = "POST"
 
 
 @dataclass(frozen=True)
@@ -52,7 +115,12 @@ class Provider:
     check: CheckRequest = field(default_factory=CheckRequest)
     extra_fields: tuple[ExtraField, ...] = ()
     models_path: str | None = "data[].id"  # where the answer lists model ids
+    models_strip_prefix: str = ""  # e.g. Gemini names models "models/<id>"
     quota_visible: bool = False  # does the check answer say whether the key can pay?
+    signatures: tuple[Signature, ...] = ()
+    #: what to keep from a successful answer: detail name -> path
+    details: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    deep_check: DeepCheck | None = None
 
     @property
     def key_regex(self) -> re.Pattern[str]:
@@ -96,6 +164,105 @@ CUSTOM_BASE_URL = ExtraField(
     kind="url",
 )
 
+MISSING_KEY = (
+    "The provider says no key reached it, so it said nothing about the key; "
+    "a proxy between Keyhold and the provider may have removed it."
+)
+
+
+def _missing_key(*phrases: str, statuses: tuple[int, ...] = (401,)) -> Signature:
+    # Keyhold never sends a request without a key, so this answer is about the path, not the key.
+    return Signature(PROVIDER_ERROR, statuses=statuses, contains=phrases, note=MISSING_KEY)
+
+
+def _chat_probe(*models: str, cost: str) -> DeepCheck:
+    """An OpenAI-style chat completion asking for a single token."""
+    return DeepCheck(
+        path="/chat/completions",
+        body=MappingProxyType(
+            {"model": "{model}", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+        ),
+        models=models,
+        cost=cost,
+        expect="choices",
+    )
+
+
+# OpenAI's answers, which OpenAI-compatible gateways copy.
+OPENAI_SIGNATURES = (
+    Signature(
+        QUOTA_EXCEEDED,
+        path="error.code",
+        equals=("insufficient_quota", "billing_not_active", "credit_balance_exhausted"),
+    ),
+    Signature(
+        QUOTA_EXCEEDED, path="error.type", equals=("insufficient_quota", "billing_not_active")
+    ),
+    # A restricted key lacking a scope gets 403 here but 401 on inference: not a bad key.
+    Signature(FORBIDDEN, contains=("insufficient permissions", "missing scopes")),
+    Signature(
+        FORBIDDEN,
+        path="error.code",
+        equals=("unsupported_country_region_territory",),
+        note="The provider does not serve the country this server is in.",
+    ),
+    _missing_key("didn't provide an api key"),
+)
+
+ANTHROPIC_SIGNATURES = (
+    Signature(QUOTA_EXCEEDED, statuses=(400,), contains=("credit balance is too low",)),
+    Signature(QUOTA_EXCEEDED, path="error.type", equals=("billing_error",)),
+    Signature(
+        INVALID,
+        contains=("organization has been disabled",),
+        note="Anthropic has disabled the organisation this key belongs to.",
+    ),
+    _missing_key("x-api-key header is required"),
+)
+
+# Google reports the reason in error.details[].reason; the status code alone misleads.
+GEMINI_SIGNATURES = (
+    Signature(INVALID, path="error.details[].reason", equals=("API_KEY_INVALID",)),
+    Signature(
+        INVALID,
+        path="error.details[].reason",
+        equals=("CONSUMER_SUSPENDED",),
+        note="Google has suspended this key.",
+    ),
+    Signature(
+        FORBIDDEN,
+        path="error.details[].reason",
+        contains=("SERVICE_DISABLED", "_BLOCKED"),
+        note="The key works but may not use the Gemini API (API not enabled or key restricted).",
+    ),
+    _missing_key("unregistered callers", statuses=(403,)),
+    Signature(
+        FORBIDDEN,
+        path="error.status",
+        equals=("FAILED_PRECONDITION",),
+        note="Gemini is not available here without billing (region or free-tier limits).",
+    ),
+    Signature(
+        QUOTA_EXCEEDED,
+        statuses=(429,),
+        path="error.details[].violations[].quotaId",
+        contains=("PerDay",),
+    ),
+    Signature(QUOTA_EXCEEDED, statuses=(429,), contains=("limit: 0",)),
+)
+
+AZURE_SIGNATURES = (
+    Signature(
+        PROVIDER_ERROR,
+        statuses=(404,),
+        contains=("resource not found",),
+        note="Check the endpoint and the API version.",
+    ),
+    Signature(PROVIDER_ERROR, path="error.code", equals=("DeploymentNotFound",)),
+    Signature(PROVIDER_ERROR, statuses=(400,), contains=("api version",)),
+    _missing_key("missing subscription key"),
+)
+
 _ENTRIES = (
     Provider(
         id="openai",
@@ -105,6 +272,12 @@ _ENTRIES = (
         key_format="Starts with sk- (project keys: sk-proj-)",
         key_prefix="sk-proj-",
         docs_url="https://platform.openai.com/api-keys",
+        signatures=OPENAI_SIGNATURES,
+        deep_check=_chat_probe(
+            "gpt-4o-mini",
+            "gpt-4.1-nano",
+            cost="one request of a few tokens (list price well under $0.0001)",
+        ),
     ),
     Provider(
         id="anthropic",
@@ -121,6 +294,20 @@ _ENTRIES = (
             headers=_headers(anthropic_version="2023-06-01"),
             params=MappingProxyType({"limit": "1000"}),
         ),
+        signatures=ANTHROPIC_SIGNATURES,
+        deep_check=DeepCheck(
+            path="/messages",
+            body=MappingProxyType(
+                {
+                    "model": "{model}",
+                    "max_tokens": 1,
+                    "messages": [{"role": "user", "content": "Hi"}],
+                }
+            ),
+            models=("claude-haiku-4-5", "claude-3-5-haiku", "claude-3-haiku"),
+            cost="one request of about ten tokens (list price well under $0.0001)",
+            expect="content",
+        ),
     ),
     Provider(
         id="gemini",
@@ -135,8 +322,23 @@ _ENTRIES = (
             auth_header="x-goog-api-key",
             auth_scheme="",
             params=MappingProxyType({"pageSize": "1000"}),
+            expect="models",
         ),
         models_path="models[].name",
+        models_strip_prefix="models/",
+        signatures=GEMINI_SIGNATURES,
+        deep_check=DeepCheck(
+            path="/models/{model}:generateContent",
+            body=MappingProxyType(
+                {
+                    "contents": [{"parts": [{"text": "Hi"}]}],
+                    "generationConfig": {"maxOutputTokens": 1},
+                }
+            ),
+            models=("gemini-2.5-flash-lite", "gemini-2.0-flash-lite", "gemini-2.0-flash"),
+            cost="one request of a few tokens (free tier, or well under $0.0001)",
+            expect="candidates",
+        ),
     ),
     Provider(
         id="azure_openai",
@@ -152,6 +354,7 @@ _ENTRIES = (
             params=MappingProxyType({"api-version": "{api_version}"}),
         ),
         extra_fields=(AZURE_ENDPOINT, AZURE_API_VERSION),
+        signatures=AZURE_SIGNATURES,
     ),
     Provider(
         id="mistral",
@@ -160,6 +363,15 @@ _ENTRIES = (
         key_pattern=r"[A-Za-z0-9]{32}",
         key_format="32 letters and digits",
         docs_url="https://console.mistral.ai/api-keys",
+        signatures=(
+            # Capacity is Mistral's problem, even when it comes as a 429.
+            Signature(PROVIDER_ERROR, contains=("capacity exceeded",)),
+        ),
+        deep_check=_chat_probe(
+            "mistral-small-latest",
+            "open-mistral-nemo",
+            cost="one request of a few tokens (list price well under $0.0001)",
+        ),
     ),
     Provider(
         id="groq",
@@ -169,6 +381,20 @@ _ENTRIES = (
         key_format="Starts with gsk_, 56 characters",
         key_prefix="gsk_",
         docs_url="https://console.groq.com/keys",
+        signatures=(
+            Signature(
+                INVALID,
+                path="error.code",
+                equals=("organization_restricted",),
+                note="Groq has restricted the organisation this key belongs to.",
+            ),
+            Signature(QUOTA_EXCEEDED, statuses=(429,), contains=("per day",)),
+        ),
+        deep_check=_chat_probe(
+            "llama-3.1-8b-instant",
+            "gemma2-9b-it",
+            cost="one request of a few tokens (free tier, or well under $0.0001)",
+        ),
     ),
     Provider(
         id="openrouter",
@@ -181,6 +407,41 @@ _ENTRIES = (
         check=CheckRequest(path="/key"),
         models_path=None,
         quota_visible=True,
+        signatures=(
+            Signature(QUOTA_EXCEEDED, statuses=(403,), contains=("key limit exceeded",)),
+            Signature(
+                QUOTA_EXCEEDED,
+                statuses=(200,),
+                path="data.limit_remaining",
+                at_most=0,
+                note="The key has used up its credit limit.",
+            ),
+            Signature(
+                FORBIDDEN,
+                statuses=(200,),
+                path="data.is_management_key",
+                equals=(True,),
+                note="This is a management key; it cannot run models.",
+            ),
+            Signature(
+                FORBIDDEN,
+                statuses=(200,),
+                path="data.is_provisioning_key",
+                equals=(True,),
+                note="This is a provisioning key; it cannot run models.",
+            ),
+            _missing_key("no auth credentials", "no cookie auth credentials"),
+        ),
+        details=MappingProxyType(
+            {
+                "limit": "data.limit",
+                "limit_remaining": "data.limit_remaining",
+                "limit_reset": "data.limit_reset",
+                "usage": "data.usage",
+                "usage_monthly": "data.usage_monthly",
+                "is_free_tier": "data.is_free_tier",
+            }
+        ),
     ),
     Provider(
         id="deepseek",
@@ -190,9 +451,20 @@ _ENTRIES = (
         key_format="Starts with sk-, 35 characters",
         key_prefix="sk-",
         docs_url="https://platform.deepseek.com/api_keys",
-        check=CheckRequest(path="/user/balance"),
+        check=CheckRequest(path="/user/balance", expect="is_available"),
         models_path=None,
         quota_visible=True,
+        signatures=(
+            Signature(
+                QUOTA_EXCEEDED,
+                statuses=(200,),
+                path="is_available",
+                equals=(False,),
+                note="The account's balance cannot pay for requests.",
+            ),
+            _missing_key("auth header format"),
+        ),
+        details=MappingProxyType({"is_available": "is_available", "balances": "balance_infos"}),
     ),
     Provider(
         id="xai",
@@ -202,8 +474,47 @@ _ENTRIES = (
         key_format="Starts with xai-, 84 characters",
         key_prefix="xai-",
         docs_url="https://console.x.ai",
-        check=CheckRequest(path="/api-key"),
+        check=CheckRequest(path="/api-key", expect="api_key_id"),
         models_path=None,
+        signatures=(
+            # xAI answers a bad key with 400, not 401.
+            Signature(INVALID, statuses=(400, 401), contains=("incorrect api key",)),
+            Signature(QUOTA_EXCEEDED, statuses=(403, 429), contains=("credits", "spending limit")),
+            Signature(
+                INVALID,
+                statuses=(200,),
+                path="api_key_blocked",
+                equals=(True,),
+                note="xAI has blocked this key.",
+            ),
+            Signature(
+                INVALID,
+                statuses=(200,),
+                path="api_key_disabled",
+                equals=(True,),
+                note="This key is disabled in the xAI console.",
+            ),
+            Signature(
+                INVALID,
+                statuses=(200,),
+                path="team_blocked",
+                equals=(True,),
+                note="xAI has blocked the team this key belongs to.",
+            ),
+        ),
+        details=MappingProxyType(
+            {
+                "api_key_blocked": "api_key_blocked",
+                "api_key_disabled": "api_key_disabled",
+                "team_blocked": "team_blocked",
+                "acls": "acls",
+            }
+        ),
+        deep_check=_chat_probe(
+            "grok-4-fast-non-reasoning",
+            "grok-3-mini",
+            cost="one request of a few tokens (list price well under $0.0001)",
+        ),
     ),
     Provider(
         id="together",
@@ -213,7 +524,15 @@ _ENTRIES = (
         key_format="Starts with tgp_v1_, 50 characters (older keys: 64 hex)",
         key_prefix="tgp_v1_",
         docs_url="https://api.together.ai/settings/api-keys",
+        check=CheckRequest(expect="[]"),
         models_path="[].id",
+        # A 429 is labelled "credit_limit" too; only the status tells throttling from credit.
+        signatures=(Signature(FORBIDDEN, contains=("build tier",)),),
+        deep_check=_chat_probe(
+            "meta-llama/Llama-3.2-3B-Instruct-Turbo",
+            "meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo",
+            cost="one request of a few tokens (list price well under $0.0001)",
+        ),
     ),
     Provider(
         id="cohere",
@@ -222,8 +541,27 @@ _ENTRIES = (
         key_pattern=r"[A-Za-z0-9]{40}",
         key_format="40 letters and digits",
         docs_url="https://dashboard.cohere.com/api-keys",
-        check=CheckRequest(method="POST", path="/v1/check-api-key"),
+        check=CheckRequest(method="POST", path="/v1/check-api-key", expect="valid"),
         models_path=None,
+        signatures=(
+            Signature(INVALID, statuses=(200,), path="valid", equals=(False,)),
+            # The trial key's monthly cap is spent credit, not throttling.
+            Signature(QUOTA_EXCEEDED, statuses=(429,), contains=("/ month",)),
+            _missing_key("no api key supplied"),
+        ),
+        deep_check=DeepCheck(
+            path="/v2/chat",
+            body=MappingProxyType(
+                {
+                    "model": "{model}",
+                    "messages": [{"role": "user", "content": "Hi"}],
+                    "max_tokens": 1,
+                }
+            ),
+            models=("command-r7b-12-2024", "command-r-08-2024"),
+            cost="one request of a few tokens (trial keys: one of their monthly calls)",
+            expect="message",
+        ),
     ),
     Provider(
         id="huggingface",
@@ -233,8 +571,10 @@ _ENTRIES = (
         key_format="Starts with hf_, 37 characters",
         key_prefix="hf_",
         docs_url="https://huggingface.co/settings/tokens",
-        check=CheckRequest(path="/whoami-v2"),
+        check=CheckRequest(path="/whoami-v2", expect="auth"),
         models_path=None,
+        signatures=(_missing_key("invalid username or password"),),
+        details=MappingProxyType({"role": "auth.accessToken.role", "account_type": "type"}),
     ),
     Provider(
         id="custom",
@@ -244,6 +584,7 @@ _ENTRIES = (
         key_format="Any key your gateway issues (8 or more visible characters)",
         docs_url="https://platform.openai.com/docs/api-reference/models/list",
         extra_fields=(CUSTOM_BASE_URL,),
+        signatures=OPENAI_SIGNATURES,
     ),
 )
 

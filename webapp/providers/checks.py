@@ -1,0 +1,162 @@
+"""Running a key check: build the request from the catalogue, send it, read the answer.
+
+A ``Checker`` holds everything a check needs (the app's HTTP client, base-URL
+overrides, the endpoint policy) and no app context, so checks can run in
+worker threads. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import quote
+
+from flask import Flask, current_app
+
+from webapp.providers.catalog import (
+    FORBIDDEN,
+    INVALID,
+    QUOTA_EXCEEDED,
+    VALID,
+    CheckRequest,
+    DeepCheck,
+    Provider,
+)
+from webapp.providers.classify import CheckResult, classify, no_answer
+from webapp.providers.client import NoAnswer, Outgoing, ProviderHTTP, provider_http
+from webapp.providers.endpoints import EndpointError, EndpointPolicy, check_url
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+#: a deep check's answer that replaces the listing's verdict; others leave "valid" standing
+_DECISIVE = (VALID, QUOTA_EXCEEDED, INVALID, FORBIDDEN)
+
+
+def offers_deep_check(provider: Provider) -> bool:
+    return provider.deep_check is not None and not provider.quota_visible
+
+
+def deep_check_model(deep: DeepCheck, known_models: Iterable[str]) -> str:
+    """The first preferred model the key is known to have, else the first preferred one."""
+    known = list(known_models)
+    for wanted in deep.models:
+        for model in known:
+            if model == wanted or model.startswith(wanted + "-"):
+                return model
+    return deep.models[0]
+
+
+def _fill(value: Any, values: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), value)
+    if isinstance(value, Mapping):
+        return {k: _fill(v, values) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_fill(v, values) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Checker:
+    http: ProviderHTTP
+    base_urls: Mapping[str, str]
+    policy: EndpointPolicy
+
+    def base_url(self, provider: Provider, config: Mapping[str, str]) -> tuple[str, bool]:
+        """The URL to check against and whether a user gave it; raises EndpointError."""
+        if provider.base_url_field:
+            return check_url(config.get(provider.base_url_field) or "", self.policy), True
+        url = self.base_urls.get(provider.id) or provider.base_url
+        if not url:
+            raise EndpointError(f"No base URL is configured for {provider.name}.")
+        return url.rstrip("/"), False
+
+    def _outgoing(
+        self,
+        provider: Provider,
+        key: str,
+        config: Mapping[str, str],
+        check: CheckRequest | DeepCheck,
+        path: str,
+        body: Any = None,
+    ) -> Outgoing:
+        base, user_given = self.base_url(provider, config)
+        auth = provider.check
+        # The key goes in the one header the provider documents, never in the URL.
+        value = f"{auth.auth_scheme} {key}" if auth.auth_scheme else key
+        headers = {"Accept": "application/json", **auth.headers, auth.auth_header: value}
+        params = _fill(dict(auth.params), config) if isinstance(check, CheckRequest) else {}
+        return Outgoing(check.method, base + path, headers, params, body, user_given)
+
+    def _send(self, outgoing: Outgoing) -> Any:
+        try:
+            return self.http.send(outgoing)
+        except NoAnswer as failure:
+            return failure
+
+    def check(
+        self,
+        provider: Provider,
+        key: str,
+        config: Mapping[str, str],
+        *,
+        deep: bool = False,
+        known_models: Iterable[str] = (),
+    ) -> CheckResult:
+        """The provider's verdict on ``key``; with ``deep``, one tiny inference request too."""
+        try:
+            outgoing = self._outgoing(provider, key, config, provider.check, provider.check.path)
+        except EndpointError as exc:
+            failure = NoAnswer("blocked", f"{exc} Change the {provider.base_url_field}.", 0)
+            return no_answer(failure)
+        answer = self._send(outgoing)
+        if isinstance(answer, NoAnswer):
+            return no_answer(answer)
+        result = classify(provider, answer, key=key, expect=provider.check.expect)
+        if deep and offers_deep_check(provider) and result.status == VALID:
+            return self._deep(provider, key, config, result, known_models)
+        return result
+
+    def _deep(
+        self,
+        provider: Provider,
+        key: str,
+        config: Mapping[str, str],
+        listing: CheckResult,
+        known_models: Iterable[str],
+    ) -> CheckResult:
+        deep = provider.deep_check
+        assert deep is not None
+        model = deep_check_model(deep, listing.models or known_models)
+        path = deep.path.replace("{model}", quote(model, safe="/"))
+        body = _fill(deep.body, {"model": model})
+        outgoing = self._outgoing(provider, key, config, deep, path, body)
+        answer = self._send(outgoing)
+        if isinstance(answer, NoAnswer):
+            probe = no_answer(answer)
+        else:
+            probe = classify(provider, answer, key=key, expect=deep.expect, read_models=False)
+        details = {**listing.details, **probe.details, "deep_check_model": model}
+        elapsed = listing.elapsed_ms + probe.elapsed_ms
+        if probe.status in _DECISIVE:
+            details["quota_checked"] = probe.status in (VALID, QUOTA_EXCEEDED)
+            return replace(probe, models=listing.models, details=details, elapsed_ms=elapsed)
+        # Throttled or failed: the listing's "valid" stands, credit stays unknown.
+        details["quota_checked"] = False
+        note = f"The deep check on {model} could not be completed. {probe.describe()}".strip()
+        return replace(listing, note=note, details=details, elapsed_ms=elapsed)
+
+
+def app_checker(app: Flask | None = None) -> Checker:
+    """A checker configured from ``app`` (default: the current app)."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    config = app.config
+    return Checker(
+        http=provider_http(app),
+        base_urls=dict(config.get("PROVIDER_BASE_URLS") or {}),
+        policy=EndpointPolicy(
+            allow_http=bool(config["ALLOW_HTTP_ENDPOINTS"]),
+            allow_private=bool(config["ALLOW_PRIVATE_ENDPOINTS"]),
+        ),
+    )

@@ -1,0 +1,252 @@
+"""The one HTTP client that talks to providers.
+
+Each app gets one ``ProviderHTTP`` on first use: two pooled httpx clients,
+one for the catalogue's fixed hosts (and the operator's overrides), and one
+for endpoints users typed in (Azure, custom), whose connections go through a
+resolver that refuses loopback, private and link-local addresses unless the
+operator allows them. The check happens where the socket is opened, on the
+address actually used, so a name that resolves somewhere else by the time
+of the request (DNS rebinding) gains nothing.
+
+Redirects are never followed: the key goes to the host that was configured
+and nowhere else. Proxies and ``.netrc`` from the environment are ignored
+for the same reason. Nothing here logs or raises the key: the request
+headers live only inside ``send``.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+from flask import Flask
+
+from webapp.providers.endpoints import is_public_address
+
+MAX_BODY_BYTES = 8 * 1024 * 1024  # Together's full model list is well under this
+USER_AGENT = "Keyhold key check"
+_EXTENSION = "keyhold_provider_http"
+_build_lock = threading.Lock()
+
+
+class BlockedAddress(httpcore.ConnectError):
+    """A user-given host resolved to an address Keyhold may not connect to."""
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """Resolves the host itself and connects only to public addresses."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"the name {host} could not be resolved") from exc
+        addresses = list(dict.fromkeys(info[4][0].split("%", 1)[0] for info in infos))
+        # One private answer is enough to refuse: the resolver chooses, not us.
+        if not addresses or not all(is_public_address(a) for a in addresses):
+            raise BlockedAddress(
+                f"{host} resolves to a local or private network address; "
+                "Keyhold does not connect there"
+            )
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:  # try the next address, like create_connection
+                last = exc
+        assert last is not None
+        raise last
+
+
+class _Transport(httpx.HTTPTransport):
+    def __init__(self, *, ssl_context: ssl.SSLContext, limits: httpx.Limits, guarded: bool):
+        super().__init__(verify=ssl_context, trust_env=False, limits=limits)
+        if guarded:
+            # httpx does not take a network backend, so the pool it built is swapped for one
+            # that resolves through the guard (httpx is pinned; tests cover this path).
+            self._pool.close()
+            self._pool = httpcore.ConnectionPool(
+                ssl_context=ssl_context,
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry,
+                network_backend=_GuardedBackend(),
+            )
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One request to a provider. ``headers`` hold the key, so they never show in a repr."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(repr=False)
+    params: Mapping[str, str] = field(default_factory=dict)
+    json: Any = field(default=None, repr=False)
+    user_endpoint: bool = False  # a URL a user typed in: connect through the guard
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "the provider"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    elapsed_ms: int
+
+
+class NoAnswer(Exception):
+    """No HTTP answer came back; ``reason`` is timeout, connect, blocked, closed or protocol."""
+
+    def __init__(self, reason: str, message: str, elapsed_ms: int) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.elapsed_ms = elapsed_ms
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = 0
+    while exc.__cause__ is not None and seen < 10:
+        exc, seen = exc.__cause__, seen + 1
+    return exc
+
+
+def _connect_failure(exc: httpx.ConnectError, host: str) -> tuple[str, str]:
+    if isinstance(exc.__cause__, BlockedAddress):
+        return "blocked", str(exc.__cause__).capitalize() + "."
+    root = _root_cause(exc)
+    if isinstance(root, ssl.SSLError):
+        return "connect", f"The secure connection to {host} failed (TLS: {root.reason or 'error'})."
+    if isinstance(root, socket.gaierror) or "could not be resolved" in str(exc):
+        return "connect", f"The name {host} could not be resolved."
+    if (
+        isinstance(root, ConnectionRefusedError)
+        or getattr(root, "errno", None) == errno.ECONNREFUSED
+    ):
+        return "connect", f"{host} refused the connection."
+    return "connect", f"Could not connect to {host}."
+
+
+class ProviderHTTP:
+    """Pooled, thread-safe clients with the app's timeouts; build one per app."""
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        timeout: float,
+        allow_private: bool,
+        max_connections: int = 20,
+    ) -> None:
+        self.timeout = timeout
+        self._timeouts = httpx.Timeout(timeout, connect=connect_timeout)
+        ssl_context = httpx.create_ssl_context()
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self._clients = {
+            guarded: httpx.Client(
+                transport=_Transport(ssl_context=ssl_context, limits=limits, guarded=guarded),
+                timeout=self._timeouts,
+                follow_redirects=False,
+                trust_env=False,
+                headers={"User-Agent": USER_AGENT},
+            )
+            for guarded in {False, not allow_private}
+        }
+        self._guard_user_endpoints = not allow_private
+
+    def send(self, outgoing: Outgoing) -> Answer:
+        """Make the request; return the answer or raise NoAnswer. The total time is bounded."""
+        client = self._clients[outgoing.user_endpoint and self._guard_user_endpoints]
+        host = outgoing.host
+        start = time.monotonic()
+        deadline = start + self.timeout
+
+        def elapsed() -> int:
+            return int((time.monotonic() - start) * 1000)
+
+        try:
+            with client.stream(
+                outgoing.method,
+                outgoing.url,
+                headers=dict(outgoing.headers),
+                params=dict(outgoing.params),
+                json=outgoing.json,
+            ) as response:
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        raise NoAnswer("protocol", f"{host} sent an oversized answer.", elapsed())
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("total time exceeded")
+                    chunks.append(chunk)
+                headers = {k.lower(): v for k, v in response.headers.items()}
+                return Answer(response.status_code, headers, b"".join(chunks), elapsed())
+        except httpx.ConnectTimeout:
+            message = f"Could not connect to {host} within {self._timeouts.connect:g} s."
+            raise NoAnswer("timeout", message, elapsed()) from None
+        except httpx.TimeoutException:
+            message = f"{host} did not answer within {self.timeout:g} s."
+            raise NoAnswer("timeout", message, elapsed()) from None
+        except httpx.ConnectError as exc:
+            reason, message = _connect_failure(exc, host)
+            raise NoAnswer(reason, message, elapsed()) from None
+        except httpx.RemoteProtocolError:
+            message = f"{host} closed the connection without a complete answer."
+            raise NoAnswer("closed", message, elapsed()) from None
+        except (httpx.TransportError, httpx.InvalidURL):
+            message = f"The request to {host} failed before an answer came back."
+            raise NoAnswer("protocol", message, elapsed()) from None
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+
+def provider_http(app: Flask) -> ProviderHTTP:
+    """The app's client, built on first use and closed when the app goes away or at exit."""
+    http = app.extensions.get(_EXTENSION)
+    if http is None:
+        with _build_lock:
+            http = app.extensions.get(_EXTENSION)
+            if http is None:
+                config = app.config
+                http = ProviderHTTP(
+                    connect_timeout=float(config["VALIDATION_CONNECT_TIMEOUT"]),
+                    timeout=float(config["VALIDATION_TIMEOUT"]),
+                    allow_private=bool(config["ALLOW_PRIVATE_ENDPOINTS"]),
+                    max_connections=max(10, 2 * int(config["VALIDATION_MAX_WORKERS"])),
+                )
+                app.extensions[_EXTENSION] = http
+                weakref.finalize(app, http.close)
+    return http
+
+
+def close_provider_http(app: Flask) -> None:
+    """Close the app's client now (tests and shutdown); the next use builds a new one."""
+    http = app.extensions.pop(_EXTENSION, None)
+    if http is not None:
+        http.close()
