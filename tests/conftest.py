@@ -16,8 +16,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.emulator import Emulator
 from webapp import create_app
 from webapp.extensions import db
+from webapp.providers.client import close_provider_http
 
 SECRET = "test-encryption-secret-" + "s" * 32
 PASSWORD = "correct horse battery staple"
@@ -88,6 +90,22 @@ def _push_request_context():
 
 
 @pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    """The provider emulator on a loopback port, shared by the whole run."""
+    server = Emulator().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_emulator(emulator) -> Iterator[None]:
+    """Every test starts with no known keys, no faults and no recorded requests."""
+    emulator.reset()
+    yield
+    emulator.reset()
+
+
+@pytest.fixture(scope="session")
 def db_url(tmp_path_factory) -> str:
     return database_url(tmp_path_factory.mktemp("db"))
 
@@ -106,11 +124,19 @@ def _schema(db_url) -> Iterator[None]:
 
 
 @pytest.fixture
-def make_app(db_url, _schema, tmp_path):
-    """Build apps on the shared test database; each is cleaned up after the test."""
+def make_app(db_url, _schema, tmp_path, emulator):
+    """Build apps on the shared test database; each is cleaned up after the test.
+
+    Every fixed-URL provider points at the emulator (a test's own
+    PROVIDER_BASE_URLS entries win), so no test reaches the internet.
+    """
     apps: list[Flask] = []
 
     def factory(**overrides) -> Flask:
+        overrides["PROVIDER_BASE_URLS"] = {
+            **emulator.base_urls(),
+            **overrides.get("PROVIDER_BASE_URLS", {}),
+        }
         app = create_app(base_config(db_url, **overrides))
         app.test_client_class = BrowserClient
         apps.append(app)
@@ -118,6 +144,7 @@ def make_app(db_url, _schema, tmp_path):
 
     yield factory
     for app in apps:
+        close_provider_http(app)
         with app.app_context():
             db.session.remove()
             db.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.conftest import AuthActions
 from tests.fakekeys import fake_key
 from webapp.extensions import db
 from webapp.keys.models import UserAPIKey
@@ -11,7 +12,7 @@ def page(response) -> str:
     return response.get_data(as_text=True)
 
 
-def test_full_key_flow(client, auth, app):
+def test_full_key_flow(client, auth, app, emulator):
     # Register and land on the dashboard.
     response = auth.register("Alice@Example.com ")
     assert response.status_code == 302
@@ -26,9 +27,9 @@ def test_full_key_flow(client, auth, app):
     response = auth.login("alice@example.com")
     assert response.status_code == 302 and response.headers["Location"] == "/keys/"
 
-    # Add keys for two providers.
-    openai_key = fake_key("openai")
-    anthropic_key = fake_key("anthropic")
+    # Add keys for two providers (keys the providers accept).
+    openai_key = emulator.valid_key("openai")
+    anthropic_key = emulator.valid_key("anthropic")
     response = client.post("/keys/openai", data={"api_key": openai_key})
     assert response.status_code == 302
     response = client.post(
@@ -43,7 +44,7 @@ def test_full_key_flow(client, auth, app):
     # Replace one: the hint changes, the row is the same.
     with app.app_context():
         first_id = db.session.scalar(db.select(UserAPIKey.id).filter_by(provider="openai"))
-    new_key = fake_key("openai")
+    new_key = emulator.valid_key("openai")
     response = client.post("/keys/openai", data={"api_key": new_key}, follow_redirects=True)
     html = page(response)
     assert "Your OpenAI key was replaced." in html
@@ -76,22 +77,26 @@ def test_full_key_flow(client, auth, app):
     assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
 
 
-def test_azure_and_custom_need_their_endpoint(client, auth):
-    auth.register()
+def test_azure_and_custom_need_their_endpoint(make_app, emulator):
+    # The endpoint is the emulator's, on loopback over http, which this app allows.
+    app = make_app(ALLOW_HTTP_ENDPOINTS=True, ALLOW_PRIVATE_ENDPOINTS=True)
+    client = app.test_client()
+    AuthActions(client).register()
     response = client.post("/keys/azure_openai", data={"api_key": fake_key("azure_openai")})
     assert response.status_code == 400
     assert "Enter the endpoint." in page(response)
+    endpoint = emulator.base_url("azure_openai")
     response = client.post(
         "/keys/azure_openai",
         data={
-            "api_key": fake_key("azure_openai"),
-            "endpoint": "https://contoso.openai.azure.com/",
+            "api_key": emulator.valid_key("azure_openai"),
+            "endpoint": endpoint + "/",
             "api_version": "2024-10-21",
         },
     )
     assert response.status_code == 302
     # The stored endpoint is shown back in the form (it is not a secret).
-    assert "https://contoso.openai.azure.com" in page(client.get("/keys/azure_openai"))
+    assert endpoint in page(client.get("/keys/azure_openai"))
 
 
 def test_unknown_provider_is_404(client, auth):

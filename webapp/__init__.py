@@ -103,10 +103,12 @@ def register_blueprints(app: Flask) -> None:
     from webapp.auth.routes import bp as auth_bp
     from webapp.health import bp as health_bp
     from webapp.keys.routes import bp as keys_bp
+    from webapp.validation.routes import bp as validation_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(keys_bp)
+    app.register_blueprint(validation_bp)
 
     @app.get("/")
     def index():

@@ -8,8 +8,9 @@ from flask_login import current_user, login_required
 from webapp.extensions import limiter
 from webapp.keys import service
 from webapp.keys.forms import ConfirmForm, key_form_class
-from webapp.providers.catalog import Provider, get_provider
+from webapp.providers.catalog import PROVIDERS, Provider, get_provider
 from webapp.ratelimit import user_rate_key
+from webapp.validation.service import saved_message
 from webapp.web import form_status, no_store, request_info
 
 bp = Blueprint("keys", __name__, url_prefix="/keys")
@@ -27,7 +28,12 @@ def _provider_or_404(provider_id: str) -> Provider:
 @no_store
 def dashboard():
     statuses = service.list_status(current_user)
-    return render_template("keys/dashboard.html", statuses=statuses, confirm=ConfirmForm())
+    return render_template(
+        "keys/dashboard.html",
+        statuses=statuses,
+        confirm=ConfirmForm(),
+        providers=PROVIDERS,
+    )
 
 
 @bp.route("/<provider_id>", methods=["GET", "POST"])
@@ -43,15 +49,14 @@ def edit(provider_id: str):
     if form.validate_on_submit():
         extra = {spec.name: form[spec.name].data for spec in provider.extra_fields}
         try:
-            _, created = service.save_key(
+            row, created = service.save_key(
                 current_user, provider.id, form.api_key.data, extra, info=request_info()
             )
-        except service.InvalidKeyInput as exc:
+        except (service.InvalidKeyInput, service.KeyRejected) as exc:
             for name, message in exc.fields.items():
                 form[name].errors.append(message)
         else:
-            verb = "added" if created else "replaced"
-            flash(f"Your {provider.name} key was {verb}.", "success")
+            flash(*saved_message(provider, row, created))
             return redirect(url_for(".dashboard"))
     return render_template(
         "keys/edit.html", provider=provider, form=form, status=status

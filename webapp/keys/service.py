@@ -22,7 +22,9 @@ from webapp.auth.models import User
 from webapp.crypto import KeyScope, current_keyring, fingerprint, mask_key
 from webapp.extensions import db
 from webapp.keys.models import STATUS_UNCHECKED, UserAPIKey
-from webapp.providers.catalog import Provider, all_providers, get_provider
+from webapp.providers.catalog import INVALID, Provider, all_providers, get_provider
+from webapp.providers.checks import app_checker
+from webapp.providers.classify import CheckResult
 from webapp.providers.endpoints import EndpointError, EndpointPolicy, check_url
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,13 @@ class KeyNotFound(KeyServiceError):
 
 class InvalidKeyInput(KeyServiceError):
     code = "invalid_input"
+    status = 422
+
+
+class KeyRejected(KeyServiceError):
+    """The provider says the key is not a working key; nothing was stored."""
+
+    code = "key_rejected"
     status = 422
 
 
@@ -177,13 +186,13 @@ def store_key(
     config: dict[str, str],
     *,
     info: RequestInfo | None = None,
-    check: dict[str, Any] | None = None,
+    check: CheckResult | None = None,
 ) -> tuple[UserAPIKey, bool]:
     """Encrypt and store an already-cleaned key, replacing any previous one.
 
-    ``check`` is the outcome of a live check made before saving (status,
-    is_valid, last_error, models, details); without it the key is "unchecked".
-    Returns the row and whether it was created (False: replaced).
+    ``check`` is the outcome of a live check made before saving; without it
+    the key is "unchecked". Returns the row and whether it was created
+    (False: replaced).
     """
     provider = require_provider(provider_id)
     sealed = current_keyring().encrypt(KeyScope.for_user(user.id, provider_id), api_key)
@@ -207,6 +216,8 @@ def store_key(
                 info=info,
                 details=_audit_details(row, status=row.status),
             )
+            if check is not None:
+                record_check(row, check, actor_id=user.id, info=info, trigger="save")
             db.session.commit()
             log.info(
                 "%s key %s for user %s (%s)",
@@ -233,9 +244,7 @@ def store_key(
     raise AssertionError("unreachable")
 
 
-def _apply_check(row: Any, check: dict[str, Any] | None) -> None:
-    from webapp.db_types import utcnow
-
+def _apply_check(row: Any, check: CheckResult | None) -> None:
     if check is None:
         row.status = STATUS_UNCHECKED
         row.is_valid = None
@@ -244,16 +253,48 @@ def _apply_check(row: Any, check: dict[str, Any] | None) -> None:
         row.models = []
         row.details = {}
         return
-    row.status = check["status"]
-    if check.get("keep_validity"):
-        pass  # a throttled check says nothing new about the key
-    else:
-        row.is_valid = check.get("is_valid")
-    row.last_validated = check.get("checked_at") or utcnow()
-    row.last_error = (check.get("last_error") or None) and check["last_error"][:500]
-    if check.get("models") is not None:
-        row.models = list(check["models"])
-    row.details = dict(check.get("details") or {})
+    row.status = check.status
+    if not check.keep_validity:  # a throttled check says nothing new about the key
+        row.is_valid = check.is_valid
+    row.last_validated = check.checked_at
+    row.last_error = check.describe()[:500] or None
+    if check.models is not None:
+        row.models = list(check.models)
+    row.details = {
+        **dict(check.details),
+        "http_status": check.http_status,
+        "elapsed_ms": check.elapsed_ms,
+    }
+
+
+def apply_check(row: Any, check: CheckResult) -> None:
+    """Record a check's outcome on a stored key (user or global); the caller commits."""
+    _apply_check(row, check)
+
+
+def record_check(
+    row: Any | None,
+    check: CheckResult,
+    *,
+    actor_id: int | None,
+    info: RequestInfo | None,
+    trigger: str,
+    provider: str | None = None,
+    hint: str | None = None,
+) -> None:
+    """The ``key.validate`` audit row for one check: its result, never the key."""
+    details: dict[str, Any] = {
+        "status": check.status,
+        "http_status": check.http_status,
+        "trigger": trigger,
+        "deep": "deep_check_model" in check.details,
+    }
+    if row is not None:
+        details = _audit_details(row, **details)
+        provider = row.provider
+    elif hint:
+        details["hint"] = hint
+    record("key.validate", actor_id=actor_id, provider=provider, info=info, details=details)
 
 
 def delete_key(user: User, provider_id: str, *, info: RequestInfo | None = None) -> None:
@@ -356,8 +397,47 @@ def save_key(
     extra: dict[str, Any],
     *,
     info: RequestInfo | None = None,
+    validate: bool = True,
 ) -> tuple[UserAPIKey, bool]:
-    """Check the input and store the key; the one entry point for forms and the API."""
+    """Check the input, ask the provider, and store the key; for forms and the API.
+
+    A key the provider calls invalid is not stored (``KeyRejected``) and any
+    key already stored stays as it was. When the provider cannot be asked
+    (network or provider error) the key is stored with that status; the
+    caller tells the user from ``row.status``.
+    """
     provider = require_provider(provider_id)
     key, config = clean_input(provider, api_key, extra)
-    return store_key(user, provider_id, key, config, info=info)
+    check = None
+    if validate:
+        check = app_checker().check(provider, key, config)
+        if check.details.get("endpoint_blocked") and provider.base_url_field:
+            field_name = provider.base_url_field
+            raise InvalidKeyInput(
+                "The key was not saved: please correct the marked fields.",
+                {field_name: check.note},
+            )
+        if check.status == INVALID:
+            _record_rejection(user, provider, key, check, info)
+            reason = check.describe() or f"{provider.name} rejected this key."
+            raise KeyRejected(
+                f"{provider.name} rejected the key, so it was not saved.", {"api_key": reason}
+            )
+    return store_key(user, provider_id, key, config, info=info, check=check)
+
+
+def _record_rejection(
+    user: User, provider: Provider, key: str, check: CheckResult, info: RequestInfo | None
+) -> None:
+    log.info(
+        "%s rejected a key for user %s (HTTP %s)",
+        provider.id,
+        user.id,
+        check.http_status,
+        extra={"event": "key.validate", "user_id": user.id, "provider": provider.id},
+    )
+    hint = mask_key(key, provider.key_prefix)
+    record_check(
+        None, check, actor_id=user.id, info=info, trigger="save", provider=provider.id, hint=hint
+    )
+    db.session.commit()

@@ -1,0 +1,358 @@
+"""A provider emulator: a real HTTP server on loopback that answers like each provider.
+
+Every provider lives under its own path prefix (``/openai/v1/models``,
+``/anthropic/v1/models`` ...), so the app reaches it through the ordinary
+base-URL overrides. Bodies, status codes and headers follow
+``/work/shared/providers.md``; what the emulator knows about providers is
+written here independently of the app's catalogue, so the two check each
+other.
+
+The emulator decides by the key it receives: a registered key answers with
+its state (``valid``, ``quota_exhausted``, ``forbidden``, ``revoked``,
+``read_only``), an unknown one with that provider's invalid-key answer, no
+key with its missing-key answer. Per provider it can be made slow, down,
+throttled, out of quota, rude (closing the connection), redirecting,
+HTML-speaking or key-echoing. It records every request it receives.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tests.emulator_answers import ANSWERS, Reply
+from tests.fakekeys import fake_key
+
+
+@dataclass(frozen=True)
+class Spec:
+    prefix: str  # the first path segment
+    base: str  # what the app appends check paths to, after the prefix
+    check: tuple[str, str]  # method and path (after base)
+    inference: tuple[str, str] | None  # method and path; {model} matches one segment part
+    auth: str  # bearer, x-api-key, goog or api-key
+    request_id: str | None = None
+
+
+SPECS = {
+    "openai": Spec(
+        "openai", "/v1", ("GET", "/models"), ("POST", "/chat/completions"), "bearer", "x-request-id"
+    ),
+    "anthropic": Spec(
+        "anthropic", "/v1", ("GET", "/models"), ("POST", "/messages"), "x-api-key", "request-id"
+    ),
+    "gemini": Spec(
+        "gemini", "/v1beta", ("GET", "/models"), ("POST", "/models/{model}:generateContent"), "goog"
+    ),
+    "azure_openai": Spec(
+        "azure", "", ("GET", "/openai/models"), None, "api-key", "apim-request-id"
+    ),
+    "mistral": Spec("mistral", "/v1", ("GET", "/models"), ("POST", "/chat/completions"), "bearer"),
+    "groq": Spec(
+        "groq",
+        "/openai/v1",
+        ("GET", "/models"),
+        ("POST", "/chat/completions"),
+        "bearer",
+        "x-request-id",
+    ),
+    "openrouter": Spec("openrouter", "/api/v1", ("GET", "/key"), None, "bearer"),
+    "deepseek": Spec("deepseek", "", ("GET", "/user/balance"), None, "bearer"),
+    "xai": Spec("xai", "/v1", ("GET", "/api-key"), ("POST", "/chat/completions"), "bearer"),
+    "together": Spec(
+        "together", "/v1", ("GET", "/models"), ("POST", "/chat/completions"), "bearer"
+    ),
+    "cohere": Spec("cohere", "", ("POST", "/v1/check-api-key"), ("POST", "/v2/chat"), "bearer"),
+    "huggingface": Spec(
+        "huggingface", "/api", ("GET", "/whoami-v2"), None, "bearer", "x-request-id"
+    ),
+    "custom": Spec("custom", "/v1", ("GET", "/models"), ("POST", "/chat/completions"), "bearer"),
+}
+BY_PREFIX = {spec.prefix: provider for provider, spec in SPECS.items()}
+#: providers whose URL the user types in; the rest have a fixed base URL
+USER_ENDPOINT = {"azure_openai", "custom"}
+KEY_STATES = ("valid", "quota_exhausted", "forbidden", "revoked", "read_only")
+MODES = ("down", "throttled", "out_of_quota", "close", "redirect", "html", "garbage", "echo")
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request as the emulator saw it."""
+
+    provider: str | None
+    method: str
+    path: str  # without the query
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    raw_target: str  # the request target exactly as sent, query included
+
+
+@dataclass
+class _Behaviour:
+    mode: str | None = None
+    delay: float = 0.0
+    location: str = ""
+    retry_after: int = 7
+
+
+@dataclass
+class Emulator:
+    server: ThreadingHTTPServer = field(init=False)
+    _keys: dict[tuple[str, str], str] = field(default_factory=dict)
+    _behaviour: dict[str, _Behaviour] = field(default_factory=dict)
+    _received: list[Received] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.server.emulator = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    # -- life cycle --------------------------------------------------------
+
+    def start(self) -> Emulator:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._keys.clear()
+            self._behaviour.clear()
+            self._received.clear()
+
+    # -- addresses ---------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def base_url(self, provider: str) -> str:
+        spec = SPECS[provider]
+        return f"{self.url}/{spec.prefix}{spec.base}"
+
+    def base_urls(self) -> dict[str, str]:
+        """PROVIDER_BASE_URLS for every fixed-URL provider."""
+        return {p: self.base_url(p) for p in SPECS if p not in USER_ENDPOINT}
+
+    def endpoint_config(self, provider: str) -> dict[str, str]:
+        """The form fields that point a user-endpoint provider at the emulator."""
+        if provider == "azure_openai":
+            return {"endpoint": self.base_url(provider), "api_version": "2024-10-21"}
+        if provider == "custom":
+            return {"base_url": self.base_url(provider)}
+        return {}
+
+    # -- control -----------------------------------------------------------
+
+    def register(self, provider: str, key: str | None = None, state: str = "valid") -> str:
+        """Make ``key`` (a fresh well-formed one by default) known with ``state``."""
+        assert state in KEY_STATES, state
+        key = key or fake_key(provider)
+        with self._lock:
+            self._keys[(provider, key)] = state
+        return key
+
+    def valid_key(self, provider: str) -> str:
+        return self.register(provider)
+
+    def set_mode(self, provider: str, mode: str | None, **options: Any) -> None:
+        assert mode is None or mode in MODES, mode
+        if mode == "out_of_quota" and "quota" not in ANSWERS[provider]:
+            raise ValueError(f"{provider} has no documented out-of-credit answer")
+        with self._lock:
+            behaviour = self._behaviour.setdefault(provider, _Behaviour())
+            behaviour.mode = mode
+            for name, value in options.items():
+                setattr(behaviour, name, value)
+
+    def slow(self, provider: str, seconds: float) -> None:
+        with self._lock:
+            self._behaviour.setdefault(provider, _Behaviour()).delay = seconds
+
+    def received(self, provider: str | None = None) -> list[Received]:
+        with self._lock:
+            return [r for r in self._received if provider is None or r.provider == provider]
+
+    # -- answering -----------------------------------------------------------
+
+    def _record(self, received: Received) -> None:
+        with self._lock:
+            self._received.append(received)
+
+    def answer(self, req: Received) -> Reply | None:
+        """The reply to ``req``; None means: close the connection without one."""
+        provider = req.provider
+        if provider is None:
+            return Reply(404, {"error": "no such emulated provider"})
+        spec = SPECS[provider]
+        with self._lock:
+            behaviour = self._behaviour.get(provider, _Behaviour())
+            behaviour = _Behaviour(**vars(behaviour))
+        if behaviour.delay:
+            time.sleep(behaviour.delay)
+        reply = self._answer(provider, spec, behaviour, req)
+        if reply is not None and spec.request_id:
+            reply.headers.setdefault(spec.request_id, "req_" + uuid.uuid4().hex[:24])
+        return reply
+
+    def _answer(
+        self, provider: str, spec: Spec, behaviour: _Behaviour, req: Received
+    ) -> Reply | None:
+        answers = ANSWERS[provider]
+        mode = behaviour.mode
+        if mode == "close":
+            return None
+        if mode == "redirect":
+            return Reply(302, "", headers={"Location": behaviour.location}, raw=True)
+        if mode == "down":
+            return answers.get("down", ANSWERS["openai"]["down"])("")
+        if mode == "html":
+            return Reply(403, _BLOCK_PAGE, headers={"Content-Type": "text/html"}, raw=True)
+        if mode == "garbage":
+            return Reply(
+                200,
+                "<html>Sign in to the network</html>",
+                headers={"Content-Type": "text/html"},
+                raw=True,
+            )
+        route = _route(spec, req)
+        if route is None:
+            return Reply(404, {"error": {"message": f"Unknown path {req.path}"}})
+        if route == "check" and provider == "azure_openai" and "api-version" not in req.query:
+            return Reply(404, {"error": {"code": "404", "message": "Resource not found"}})
+        if provider == "anthropic" and "anthropic-version" not in req.headers:
+            return Reply(
+                400,
+                {
+                    "type": "error",
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "anthropic-version: header is required",
+                    },
+                },
+            )
+        key = _key_of(spec, req)
+        if key is None:
+            return answers["missing"]("")
+        with self._lock:
+            state = self._keys.get((provider, key))
+        if mode == "echo":
+            return Reply(
+                401,
+                {
+                    "error": {
+                        "message": f"Invalid API key: {key}",
+                        "type": "invalid_request_error",
+                        "code": "invalid_api_key",
+                    }
+                },
+            )
+        if mode == "throttled":
+            reply = answers["throttled"](key)
+            reply.headers.setdefault("Retry-After", str(behaviour.retry_after))
+            return reply
+        if mode == "out_of_quota":
+            return answers["quota"](key)
+        if state is None:
+            return answers["invalid"](key)
+        if state == "quota_exhausted" and route == "inference":
+            return answers["quota"](key)
+        if route == "inference":
+            return answers["inferred"](key)
+        handler = answers.get(state) or answers["valid"]
+        return handler(key)
+
+
+_BLOCK_PAGE = (
+    "<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head>"
+    "<body><h1>Sorry, you have been blocked</h1></body></html>"
+)
+
+
+def _route(spec: Spec, req: Received) -> str | None:
+    base = f"/{spec.prefix}{spec.base}"
+    if not req.path.startswith(base):
+        return None
+    rest = req.path[len(base) :]
+    if (req.method, rest) == spec.check:
+        return "check"
+    if spec.inference is not None and req.method == spec.inference[0]:
+        head, marker, tail = spec.inference[1].partition("{model}")
+        if not marker and rest == head:
+            return "inference"
+        named = len(rest) > len(head) + len(tail)
+        if marker and named and rest.startswith(head) and rest.endswith(tail):
+            return "inference"
+    return None
+
+
+def _key_of(spec: Spec, req: Received) -> str | None:
+    headers = req.headers
+    if spec.auth == "bearer":
+        scheme, _, value = headers.get("authorization", "").partition(" ")
+        return value if scheme == "Bearer" and value else None
+    if spec.auth == "x-api-key":
+        return headers.get("x-api-key") or None
+    if spec.auth == "goog":
+        return headers.get("x-goog-api-key") or (req.query.get("key") or [None])[0]
+    if spec.auth == "api-key":
+        return headers.get("api-key") or None
+    raise AssertionError(spec.auth)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up (timeout tests) breaks the pipe; that is expected
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _handle(self) -> None:
+        emulator: Emulator = self.server.emulator  # type: ignore[attr-defined]
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        parts = urlsplit(self.path)
+        prefix = parts.path.strip("/").split("/", 1)[0]
+        req = Received(
+            provider=BY_PREFIX.get(prefix),
+            method=self.command,
+            path=parts.path,
+            query=parse_qs(parts.query),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+            raw_target=self.path,
+        )
+        emulator._record(req)
+        reply = emulator.answer(req)
+        if reply is None:
+            self.close_connection = True
+            return
+        payload = reply.payload()
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        if not any(k.lower() == "content-type" for k in reply.headers):
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _handle

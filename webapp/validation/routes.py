@@ -1,0 +1,53 @@
+"""Buttons on the dashboard that ask providers about stored keys."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from wtforms import BooleanField
+
+from webapp.extensions import limiter
+from webapp.keys.service import require_provider
+from webapp.ratelimit import user_rate_key
+from webapp.validation import service
+from webapp.web import request_info
+
+bp = Blueprint("validation", __name__, url_prefix="/keys")
+
+# Both buttons draw from one budget: each press sends requests to providers.
+_validate_limit = limiter.shared_limit(
+    lambda: current_app.config["RATELIMIT_VALIDATE"], scope="validate", key_func=user_rate_key
+)
+
+
+class ValidateForm(FlaskForm):
+    # Opt-in: one tiny inference request, whose cost the dashboard states.
+    deep = BooleanField("Deep check")
+
+
+@bp.post("/validate-all")
+@login_required
+@_validate_limit
+def validate_all():
+    if not ValidateForm().validate_on_submit():
+        abort(400)
+    results = service.validate_all(current_user, info=request_info())
+    flash(service.summary_of_all(results), "info")
+    return redirect(url_for("keys.dashboard"))
+
+
+@bp.post("/<provider_id>/validate")
+@login_required
+@_validate_limit
+def validate(provider_id: str):
+    provider = require_provider(provider_id)
+    form = ValidateForm()
+    if not form.validate_on_submit():
+        abort(400)
+    result = service.validate_key(
+        current_user, provider.id, deep=bool(form.deep.data), info=request_info()
+    )
+    category, text = service.summary(provider, result)
+    flash(text, category)
+    return redirect(url_for("keys.dashboard", _anchor=f"provider-{provider.id}"))

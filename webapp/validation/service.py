@@ -1,0 +1,188 @@
+"""Checking stored keys against their providers: one key, or all of a user's at once.
+
+Checks of several keys run in a bounded thread pool: the threads only make
+HTTP requests and read the answers; decrypting, writing the results and the
+audit rows happen in the calling thread, in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from flask import current_app
+
+from webapp.audit.service import RequestInfo, record_failure
+from webapp.auth.models import User
+from webapp.crypto import KeyDecryptionError
+from webapp.extensions import db
+from webapp.keys.models import UserAPIKey
+from webapp.keys.service import (
+    apply_check,
+    decrypt_row,
+    get_user_key_row,
+    record_check,
+    require_provider,
+)
+from webapp.providers.catalog import (
+    FORBIDDEN,
+    INVALID,
+    NETWORK_ERROR,
+    PROVIDER_ERROR,
+    QUOTA_EXCEEDED,
+    RATE_LIMITED,
+    VALID,
+    Provider,
+    get_provider,
+)
+from webapp.providers.checks import app_checker
+from webapp.providers.classify import CheckResult
+from webapp.templating import status_label
+
+log = logging.getLogger(__name__)
+
+
+def validate_key(
+    user: User, provider_id: str, *, deep: bool = False, info: RequestInfo | None = None
+) -> CheckResult:
+    """Check the user's stored key for ``provider_id`` and record the outcome."""
+    provider = require_provider(provider_id)
+    row = get_user_key_row(user, provider_id)
+    result = app_checker().check(
+        provider,
+        decrypt_row(row),
+        dict(row.config or {}),
+        deep=deep,
+        known_models=list(row.models or []),
+    )
+    _record(user, [(row, result)], info, trigger="deep" if deep else "manual")
+    return result
+
+
+@dataclass(frozen=True)
+class _Job:
+    row: UserAPIKey
+    provider: Provider
+    key: str
+
+
+def validate_all(user: User, *, info: RequestInfo | None = None) -> dict[str, CheckResult]:
+    """Check every stored key of ``user`` in parallel; provider id -> result."""
+    rows = db.session.scalars(
+        db.select(UserAPIKey).filter_by(user_id=user.id).order_by(UserAPIKey.provider)
+    ).all()
+    jobs = []
+    for row in rows:
+        provider = get_provider(row.provider)
+        if provider is None:
+            continue
+        try:
+            jobs.append(_Job(row, provider, decrypt_row(row)))
+        except KeyDecryptionError as exc:
+            log.error("skipping unreadable %s key of user %s: %s", row.provider, user.id, exc)
+    if not jobs:
+        return {}
+    checker = app_checker()
+    workers = max(1, min(len(jobs), int(current_app.config["VALIDATION_MAX_WORKERS"])))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="keyhold-check") as pool:
+        futures = [
+            pool.submit(
+                checker.check,
+                job.provider,
+                job.key,
+                dict(job.row.config or {}),
+                known_models=list(job.row.models or []),
+            )
+            for job in jobs
+        ]
+        results = [future.result() for future in futures]
+    pairs = [(job.row, result) for job, result in zip(jobs, results, strict=True)]
+    _record(user, pairs, info, trigger="all")
+    return {row.provider: result for row, result in pairs}
+
+
+def _record(
+    user: User,
+    pairs: list[tuple[UserAPIKey, CheckResult]],
+    info: RequestInfo | None,
+    *,
+    trigger: str,
+) -> None:
+    try:
+        for row, result in pairs:
+            apply_check(row, result)
+            record_check(row, result, actor_id=user.id, info=info, trigger=trigger)
+        db.session.commit()
+    except Exception:
+        record_failure("key.validate", actor_id=user.id, info=info, details={"trigger": trigger})
+        raise
+    for row, result in pairs:
+        _log(user, row.provider, result)
+
+
+def _log(user: User, provider_id: str, result: CheckResult) -> None:
+    level = logging.INFO if result.status == VALID else logging.WARNING
+    log.log(
+        level,
+        "%s key check for user %s: %s (HTTP %s, %d ms) %s",
+        provider_id,
+        user.id,
+        result.status,
+        result.http_status,
+        result.elapsed_ms,
+        result.describe(),
+        extra={
+            "event": "key.validate",
+            "user_id": user.id,
+            "provider": provider_id,
+            "status": result.status,
+        },
+    )
+
+
+def summary(provider: Provider, result: CheckResult) -> tuple[str, str]:
+    """A flash category and sentence saying what the provider said."""
+    name, said = provider.name, result.describe()
+    if result.status == VALID:
+        text = f"{name} accepted your key."
+        if result.models:
+            text += f" It can use {len(result.models)} models."
+        if not result.quota_checked:
+            text += " Its credit was not checked."
+        return "success", f"{text} {said}".strip()
+    texts = {
+        INVALID: ("error", f"{name} rejected your key."),
+        FORBIDDEN: ("warning", f"Your {name} key works but is not permitted to do this."),
+        QUOTA_EXCEEDED: ("warning", f"Your {name} key works but has no credit left."),
+        RATE_LIMITED: ("warning", f"{name} throttled the check; try again later."),
+    }
+    category, text = texts.get(result.status, ("warning", f"Your {name} key could not be checked."))
+    return category, f"{text} {said}".strip()
+
+
+def summary_of_all(results: dict[str, CheckResult]) -> str:
+    if not results:
+        return "You have no stored keys to check."
+    counts: dict[str, int] = {}
+    for result in results.values():
+        counts[result.status] = counts.get(result.status, 0) + 1
+    parts = ", ".join(f"{n} {status_label(s).lower()}" for s, n in sorted(counts.items()))
+    return f"Checked {len(results)} key(s): {parts}."
+
+
+def saved_message(provider: Provider, row: UserAPIKey, created: bool) -> tuple[str, str]:
+    """The flash after saving a key: what was stored and what the provider said of it."""
+    text = f"Your {provider.name} key was {'added' if created else 'replaced'}."
+    said = row.last_error or ""
+    if row.status in (PROVIDER_ERROR, NETWORK_ERROR):
+        return f"{text} It could not be checked, so its state is unknown. {said}".strip(), "warning"
+    if row.status == VALID:
+        extra = f" {provider.name} accepted it"
+        extra += f" ({len(row.models)} models)." if row.models else "."
+        if not (row.details or {}).get("quota_checked"):
+            extra += " Its credit was not checked."
+        return text + extra, "success"
+    if row.status == "unchecked":
+        return text, "success"
+    return f"{text} Status: {status_label(row.status)}. {said}".strip(), "warning"
