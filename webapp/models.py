@@ -4,5 +4,14 @@ from webapp.audit.models import AuditCheckpoint, AuditEvent
 from webapp.auth.models import User
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
 from webapp.setup.models import SetupToken
+from webapp.tokens.models import AccessToken
 
-__all__ = ["AuditCheckpoint", "AuditEvent", "GlobalAPIKey", "SetupToken", "User", "UserAPIKey"]
+__all__ = [
+    "AccessToken",
+    "AuditCheckpoint",
+    "AuditEvent",
+    "GlobalAPIKey",
+    "SetupToken",
+    "User",
+    "UserAPIKey",
+]
