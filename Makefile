@@ -6,7 +6,7 @@ FLASK  := $(BIN)/flask --app webapp
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run serve install install-dev test lint format migrate clean
+.PHONY: run serve install install-dev test lint format migrate clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ serve: install
 
 test: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Benchmarks (code in bench/, several minutes): prints the results table and rewrites its block
+# in docs/benchmarks.md. wrk, the HTTP load generator, comes from Debian; PostgreSQL figures
+# need the server on 127.0.0.1:5432 (skipped with a note when it is not running).
+bench: install-dev
+	@command -v wrk >/dev/null || { echo "installing wrk (HTTP load generator) from Debian"; \
+	  apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

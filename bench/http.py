@@ -1,0 +1,163 @@
+"""HTTP under load: gunicorn (gunicorn.conf.py) and wrk on loopback, and worker memory.
+
+USERS users each hold keys for four providers. wrk sends every request with
+the session of the next user in turn, to the status call, the dashboard and
+``/healthz`` (the trivial endpoint, no database, same workers), alternating
+endpoints inside each repetition so that all three see the same machine.
+Every answer other than a 200 counts as an error (a redirect to the login
+page would otherwise pass for a fast success).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from bench.env import ROOT, Database, app_env, database, make_app, migrate
+from bench.scale import _check, available_endpoints
+from bench.seed import USER_AGENT, add_users, analyze, session_cookie
+from bench.server import Gunicorn, config_summary, gunicorn
+from bench.stats import Results, Row, Sample, ratio
+from webapp.extensions import db
+
+USERS = 1000
+CONCURRENCY = 16
+DURATION = 5  # seconds per wrk run
+TRIVIAL = ("GET /healthz (trivial)", "/healthz")
+STATUS = "GET /api/api-keys/status"
+TARGET_SHARE = 0.60
+TARGET_P99_MS = 50.0
+LUA = ROOT / "bench" / "wrk" / "sessions.lua"
+
+
+def wrk(url: str, cookies: Path, concurrency: int, duration: int) -> dict[str, float]:
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (make bench installs it: apt-get install wrk)")
+    args = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "-s", str(LUA), url]
+    proc = subprocess.run(args + ["--", str(cookies)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH "):
+            found = json.loads(line[len("BENCH ") :])
+            found["rps"] = found["requests"] / (found["duration_us"] / 1e6)
+            return found
+    raise RuntimeError(f"wrk printed no result:\n{proc.stdout}\n{proc.stderr}")
+
+
+def prepare(db_info: Database, folder: Path, users: int = USERS) -> tuple[Path, list]:
+    """Schema, users and their keys; a file of session cookies; the endpoints to load."""
+    app = make_app(db_info, folder)
+    migrate(app)
+    with app.app_context():
+        ids = add_users(users)
+        analyze()
+        cookies = [session_cookie(app, uid) for uid in ids]
+        db.session.remove()
+        db.engine.dispose()
+    path = folder / "cookies.txt"
+    path.write_text("\n".join(cookies) + "\n")
+    return path, [TRIVIAL, *available_endpoints(app)]
+
+
+def precheck(server: Gunicorn, endpoints: list, cookies: Path) -> None:
+    """Each endpoint answers a logged-in user with that user's own keys."""
+    cookie = cookies.read_text().splitlines()[0]
+    for _, path in endpoints:
+        r = httpx.get(server.url + path, headers={"Cookie": cookie, "User-Agent": USER_AGENT})
+        if path == "/healthz":
+            if r.status_code != 200:
+                raise RuntimeError(f"/healthz answered {r.status_code}")
+        else:
+            _check(path, r.content, r.status_code)
+
+
+def load(
+    server: Gunicorn, endpoints: list, cookies: Path, reps: int, concurrency: int, duration: int
+) -> dict[str, list[dict[str, float]]]:
+    for _, path in endpoints:  # warm-up: imports, template compilation, connection pools
+        wrk(server.url + path, cookies, concurrency, 2)
+    runs: dict[str, list[dict[str, float]]] = {label: [] for label, _ in endpoints}
+    for _ in range(reps):
+        for label, path in endpoints:
+            runs[label].append(wrk(server.url + path, cookies, concurrency, duration))
+    return runs
+
+
+def measure(kind: str, folder: Path, reps: int, settings: dict[str, str] | None = None):
+    settings = {"GUNICORN_ACCESSLOG": str(folder / "access.log"), **(settings or {})}
+    with database(kind, folder) as db_info:
+        cookies, endpoints = prepare(db_info, folder)
+        env = app_env(db_info, folder)
+        with gunicorn(env, folder / "gunicorn.log", **settings) as server:
+            precheck(server, endpoints, cookies)
+            rss_idle = server.worker_rss()
+            runs = load(server, endpoints, cookies, reps, CONCURRENCY, DURATION)
+            rss_after = server.worker_rss()
+            restarts = server.log.read_text().count("Booting worker") - len(rss_after)
+    return runs, rss_idle, rss_after, restarts
+
+
+def _metric(runs: list[dict[str, float]], key: str, scale: float, unit: str, digits: int):
+    return Sample([r[key] * scale for r in runs], unit, digits)
+
+
+def run(results: Results, folder: Path, kinds: list[str], reps: int) -> None:
+    for kind in kinds:
+        runs, rss_idle, rss_after, restarts = measure(kind, folder, reps)
+        label = "SQLite" if kind == "sqlite" else "PostgreSQL"
+        section = "1. HTTP"
+        trivial = _metric(runs[TRIVIAL[0]], "rps", 1, "req/s", 0)
+        for endpoint, found in runs.items():
+            rps = _metric(found, "rps", 1, "req/s", 0)
+            p99 = _metric(found, "p99_us", 1e-3, "ms", 1)
+            errors = sum(r["not_ok"] + r["socket_errors"] for r in found)
+            is_trivial = endpoint == TRIVIAL[0]
+            results.add(
+                Row(section, f"{endpoint}, {label}: throughput", rps),
+                Row(section, f"{endpoint}, {label}: p50", _metric(found, "p50_us", 1e-3, "ms", 2)),
+                Row(
+                    section,
+                    f"{endpoint}, {label}: p99",
+                    p99,
+                    "" if is_trivial else f"< {TARGET_P99_MS:g} ms",
+                    None if is_trivial else p99.median < TARGET_P99_MS,
+                ),
+                Row(
+                    section,
+                    f"{endpoint}, {label}: errors (non-200 or socket)",
+                    Sample([r["not_ok"] + r["socket_errors"] for r in found], "", 0),
+                    "0",
+                    errors == 0,
+                    note=f"{sum(r['requests'] for r in found):,} requests",
+                ),
+            )
+            if not is_trivial:
+                share = ratio(rps, trivial, "×", 2)
+                target = endpoint.startswith(STATUS)
+                results.add(
+                    Row(
+                        section,
+                        f"{endpoint} ÷ /healthz throughput, {label}",
+                        share,
+                        f"≥ {TARGET_SHARE:.2f}×" if target else "",
+                        share.median >= TARGET_SHARE if target else None,
+                    )
+                )
+        results.add(
+            Row(
+                "6. Memory",
+                f"gunicorn worker RSS after the load run, {label}",
+                Sample(rss_after, "MiB", 1),
+                note=f"spread over the {len(rss_after)} workers; after start-up and "
+                f"warm-up: {max(rss_idle):.1f} MiB; worker restarts during the run: {restarts}",
+            )
+        )
+        results.conditions.append(
+            f"HTTP ({label}): {config_summary({})}; wrk 1 thread, {CONCURRENCY} connections, "
+            f"{DURATION} s per run; {USERS:,} users × 4 keys"
+        )

@@ -1,0 +1,130 @@
+"""Scale: one user's status call with 10, 10,000 and 100,000 users in the database.
+
+Users (each with keys for four providers) are bulk-inserted, so the tables
+grow to 400,000 key rows. At each size the same users' requests go through
+the whole app in-process (routing, session and user loading, rate limiter,
+query, rendering) and every SQL statement is counted with an engine event
+listener. A flat time and a constant query count mean the call only ever
+touches the caller's own rows, through an index.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+
+from bench.env import Database, database, make_app, migrate
+from bench.seed import PROVIDERS, USER_AGENT, add_users, analyze, session_cookie, user_count
+from bench.stats import Results, Row, Sample
+from webapp.extensions import db
+
+SIZES = (10, 10_000, 100_000)
+FLAT_LIMIT = 1.25  # time at the largest size ÷ time at the smallest
+REQUESTS = 300
+MEASURED_USERS = 10  # the first ten users take turns, so no one hits the rate limit
+
+#: (label, path, how to check a response shows the caller's own four keys)
+ENDPOINTS = (
+    ("GET /api/api-keys/status", "/api/api-keys/status"),
+    ("GET /keys/ (dashboard)", "/keys/"),
+)
+
+
+def available_endpoints(app: Flask) -> list[tuple[str, str]]:
+    rules = {rule.rule for rule in app.url_map.iter_rules()}
+    return [(label, path) for label, path in ENDPOINTS if path in rules]
+
+
+def _check(path: str, body: bytes, status: int) -> None:
+    if status != 200:
+        raise RuntimeError(f"{path} answered {status}: {body[:300]!r}")
+    if path.startswith("/api/"):
+        import json
+
+        data = json.loads(body)
+        items = data.get("providers", data) if isinstance(data, dict) else data
+        stored = [p for p in items if p.get("has_key")]
+        if len(stored) != len(PROVIDERS):
+            raise RuntimeError(f"{path} showed {len(stored)} stored keys, not {len(PROVIDERS)}")
+    elif body.count(b'class="hint"') != len(PROVIDERS):
+        raise RuntimeError(f"{path} did not show the caller's {len(PROVIDERS)} masked keys")
+
+
+def _measure(app: Flask, path: str, cookies: list[str], reps: int) -> tuple[list[float], float]:
+    """Mean µs per request for each repetition, and SQL statements per request."""
+    client = app.test_client(use_cookies=False)
+    statements = [0]
+
+    def count(*_args):
+        statements[0] += 1
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        per_rep = []
+        for rep in range(reps + 1):  # the first round warms caches and is not counted
+            statements[0] = 0
+            start = time.perf_counter_ns()
+            for i in range(REQUESTS):
+                headers = {"Cookie": cookies[i % len(cookies)], "User-Agent": USER_AGENT}
+                response = client.get(path, headers=headers)
+                if i % 50 == 0 or response.status_code != 200:
+                    _check(path, response.data, response.status_code)
+            elapsed = time.perf_counter_ns() - start
+            if rep:
+                per_rep.append(elapsed / REQUESTS / 1000)
+        return per_rep, statements[0] / REQUESTS
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def measure(db_info: Database, folder: Path, reps: int):
+    """{endpoint: {size: (µs per request per rep, queries per request)}}"""
+    migrate(make_app(db_info, folder))
+    found: dict[str, dict[int, tuple[list[float], float]]] = {}
+    for size in SIZES:
+        app = make_app(db_info, folder)  # a fresh rate-limit store at each size
+        with app.app_context():
+            add_users(size - user_count())
+            analyze()
+            cookies = [session_cookie(app, uid) for uid in range(1, MEASURED_USERS + 1)]
+            db.session.remove()
+        for label, path in available_endpoints(app):
+            found.setdefault(label, {})[size] = _measure(app, path, cookies, reps)
+        with app.app_context():
+            db.engine.dispose()
+    return found
+
+
+def run(results: Results, folder: Path, kinds: list[str], reps: int) -> None:
+    for kind in kinds:
+        with database(kind, folder) as db_info:
+            found = measure(db_info, folder, reps)
+        label = "SQLite" if kind == "sqlite" else "PostgreSQL"
+        for endpoint, by_size in found.items():
+            for size, (times, queries) in by_size.items():
+                results.add(
+                    Row(
+                        "2. Scale",
+                        f"{endpoint}, {label}, {size:,} users: time per request",
+                        Sample(times, "µs", 0),
+                        note=f"{queries:g} SQL statements per request",
+                    )
+                )
+            small, large = by_size[min(by_size)], by_size[max(by_size)]
+            growth = Sample([b / a for a, b in zip(small[0], large[0], strict=True)], "×", 2)
+            same_queries = len({q for _, q in by_size.values()}) == 1
+            results.add(
+                Row(
+                    "2. Scale",
+                    f"{endpoint}, {label}: {max(by_size):,} ÷ {min(by_size):,} users",
+                    growth,
+                    f"≤ {FLAT_LIMIT}× and the same query count",
+                    growth.median <= FLAT_LIMIT and same_queries,
+                    note="queries per request: " + ", ".join(f"{q:g}" for _, q in by_size.values()),
+                )
+            )

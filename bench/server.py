@@ -1,0 +1,113 @@
+"""The app under gunicorn, started from ``gunicorn.conf.py`` as ``make serve`` does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench.env import ROOT, VENV_BIN
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces; the parent pid follows the closing bracket.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+@dataclass
+class Gunicorn:
+    proc: subprocess.Popen
+    url: str
+    log: Path
+
+    def worker_pids(self) -> list[int]:
+        return _children(self.proc.pid)
+
+    def worker_rss(self) -> list[float]:
+        return [rss_mib(pid) for pid in self.worker_pids()]
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], log: Path, **settings: str) -> Iterator[Gunicorn]:
+    """Serve the app with gunicorn.conf.py; ``settings`` are its environment overrides."""
+    port = free_port()
+    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", **settings}
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Gunicorn(proc, f"http://127.0.0.1:{port}", log)
+    try:
+        _wait_ready(server, int(settings.get("WEB_CONCURRENCY", "1")))
+        yield server
+    finally:
+        proc.send_signal(signal.SIGTERM)  # graceful: workers finish what they are serving
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _wait_ready(server: Gunicorn, workers: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited; see {server.log}:\n{server.log.read_text()}")
+        try:
+            if httpx.get(server.url + "/readyz", timeout=2).status_code == 200:
+                if len(server.worker_pids()) >= workers:
+                    return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not become ready; see {server.log}")
+
+
+def config_summary(settings: dict[str, str]) -> str:
+    """What gunicorn.conf.py resolves to with ``settings`` in the environment."""
+    import runpy
+    from unittest import mock
+
+    with mock.patch.dict(os.environ, settings):
+        conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    return (
+        f"gunicorn {conf['worker_class']}, {conf['workers']} workers × {conf['threads']} threads, "
+        f"max_requests {conf['max_requests']}"
+    )
