@@ -20,8 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from webapp.audit.service import RequestInfo, record, record_failure
 from webapp.auth.models import User
 from webapp.crypto import KeyScope, current_keyring, fingerprint, mask_key
+from webapp.db_types import utcnow
 from webapp.extensions import db
-from webapp.keys.models import STATUS_UNCHECKED, UserAPIKey
+from webapp.keys.models import STATUS_UNCHECKED, GlobalAPIKey, UserAPIKey
 from webapp.providers.catalog import INVALID, Provider, all_providers, get_provider
 from webapp.providers.checks import app_checker
 from webapp.providers.classify import CheckResult
@@ -83,6 +84,7 @@ class KeyStatus:
     config: dict[str, Any] = field(default_factory=dict)
     updated_at: datetime | None = None
     expires_at: datetime | None = None
+    source: str = "none"  # what get_key_for would use: "user", "global" or "none"
 
 
 def require_provider(provider_id: str) -> Provider:
@@ -267,8 +269,11 @@ def _apply_check(row: Any, check: CheckResult | None) -> None:
     }
 
 
-def apply_check(row: Any, check: CheckResult) -> None:
-    """Record a check's outcome on a stored key (user or global); the caller commits."""
+def apply_check(row: Any, check: CheckResult | None) -> None:
+    """Record a check's outcome on a stored key (user or global; None: unchecked).
+
+    The caller commits.
+    """
     _apply_check(row, check)
 
 
@@ -333,9 +338,12 @@ def clear_keys(user: User, *, info: RequestInfo | None = None) -> int:
     return len(rows)
 
 
-def status_of(provider: Provider, row: UserAPIKey | None) -> KeyStatus:
+def status_of(provider: Provider, row: Any | None, source: str = "none") -> KeyStatus:
+    """What may be shown of ``row`` (a user's or a global key), or of its absence."""
     if row is None:
-        return KeyStatus(provider=provider.id, provider_name=provider.name, has_key=False)
+        return KeyStatus(
+            provider=provider.id, provider_name=provider.name, has_key=False, source=source
+        )
     return KeyStatus(
         provider=provider.id,
         provider_name=provider.name,
@@ -350,26 +358,61 @@ def status_of(provider: Provider, row: UserAPIKey | None) -> KeyStatus:
         config=dict(row.config or {}),
         updated_at=row.updated_at,
         expires_at=getattr(row, "expires_at", None),
+        source=source,
     )
 
 
+def _usable(row: Any | None) -> bool:
+    """A stored key that is not known to be invalid (unchecked or unreachable counts)."""
+    return row is not None and row.is_valid is not False
+
+
+def _source(own: UserAPIKey | None, fallback_usable: bool) -> str:
+    if _usable(own):
+        return "user"
+    return "global" if fallback_usable else "none"
+
+
+def _fallback_providers(provider_id: str | None = None) -> set[str]:
+    """Providers whose global key users may fall back to now; one light query."""
+    query = db.select(GlobalAPIKey.provider).where(
+        GlobalAPIKey.fallback_enabled.is_(True),
+        db.or_(GlobalAPIKey.is_valid.is_(None), GlobalAPIKey.is_valid.is_(True)),
+    )
+    if provider_id is not None:
+        query = query.where(GlobalAPIKey.provider == provider_id)
+    return set(db.session.scalars(query))
+
+
 def list_status(user: User) -> list[KeyStatus]:
-    """One status per supported provider, in catalogue order; one query."""
+    """One status per supported provider, in catalogue order; two queries."""
     rows = {
         row.provider: row
         for row in db.session.scalars(db.select(UserAPIKey).filter_by(user_id=user.id))
     }
-    return [status_of(p, rows.get(p.id)) for p in all_providers()]
+    fallback = _fallback_providers()
+    return [
+        status_of(p, rows.get(p.id), _source(rows.get(p.id), p.id in fallback))
+        for p in all_providers()
+    ]
 
 
 def key_status(user: User, provider_id: str) -> KeyStatus:
     provider = require_provider(provider_id)
-    return status_of(provider, _find(user.id, provider_id))
+    row = _find(user.id, provider_id)
+    fallback = not _usable(row) and bool(_fallback_providers(provider_id))
+    return status_of(provider, row, _source(row, fallback))
 
 
 class NoKeyAvailable(KeyServiceError):
+    """There is no key to use; ``reason`` is "no_key" or "key_invalid" (the user's own)."""
+
     code = "no_key_available"
     status = 404
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -381,13 +424,49 @@ class ResolvedKey:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-def get_key_for(user: User, provider_id: str) -> ResolvedKey:
-    """The key the application should use for ``user`` and ``provider_id``."""
-    require_provider(provider_id)
-    row = _find(user.id, provider_id)
-    if row is not None and row.is_valid is not False:
-        return ResolvedKey(decrypt_row(row), "user", dict(row.config or {}))
-    raise NoKeyAvailable(f"No usable {provider_id} key for this user.")
+def decrypt_global(row: GlobalAPIKey) -> str:
+    """The plaintext of a global key. Raises KeyDecryptionError on tampering."""
+    return current_keyring().decrypt(KeyScope.for_global(row.provider), row.sealed)
+
+
+def _mark_used(model: type[UserAPIKey] | type[GlobalAPIKey], row_id: int) -> None:
+    # One UPDATE, and updated_at (when the key was stored) is left as it was.
+    db.session.execute(
+        db.update(model)
+        .where(model.id == row_id)
+        .values(last_used_at=utcnow(), updated_at=model.updated_at),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.commit()
+
+
+def get_key_for(user: User | None, provider_id: str) -> ResolvedKey:
+    """The key the application should use for ``user`` and ``provider_id``.
+
+    The user's own key unless it is known to be invalid (an unchecked key, or
+    one whose provider could not be reached, is used); else the global key if
+    the admin allows fallback for this provider and it is not known to be
+    invalid; else ``NoKeyAvailable``. ``user`` None asks for the global key
+    alone. Records the use (``last_used_at``) and commits.
+    """
+    provider = require_provider(provider_id)
+    own = _find(user.id, provider_id) if user is not None else None
+    # Everything is read before the commit in _mark_used, which expires the row.
+    if _usable(own):
+        resolved = ResolvedKey(decrypt_row(own), "user", dict(own.config or {}))
+        _mark_used(UserAPIKey, own.id)
+        return resolved
+    shared = db.session.scalar(db.select(GlobalAPIKey).filter_by(provider=provider_id))
+    if _usable(shared) and shared.fallback_enabled:
+        resolved = ResolvedKey(decrypt_global(shared), "global", dict(shared.config or {}))
+        _mark_used(GlobalAPIKey, shared.id)
+        return resolved
+    if own is not None:
+        raise NoKeyAvailable(
+            f"Your {provider.name} key was rejected by {provider.name}: replace it to continue.",
+            "key_invalid",
+        )
+    raise NoKeyAvailable(f"There is no {provider.name} key to use: add one first.", "no_key")
 
 
 def save_key(
@@ -410,34 +489,56 @@ def save_key(
     key, config = clean_input(provider, api_key, extra)
     check = None
     if validate:
-        check = app_checker().check(provider, key, config)
-        if check.details.get("endpoint_blocked") and provider.base_url_field:
-            field_name = provider.base_url_field
-            raise InvalidKeyInput(
-                "The key was not saved: please correct the marked fields.",
-                {field_name: check.note},
-            )
-        if check.status == INVALID:
-            _record_rejection(user, provider, key, check, info)
-            reason = check.describe() or f"{provider.name} rejected this key."
-            raise KeyRejected(
-                f"{provider.name} rejected the key, so it was not saved.", {"api_key": reason}
-            )
+        check = check_new_key(provider, key, config, actor_id=user.id, info=info)
     return store_key(user, provider_id, key, config, info=info, check=check)
 
 
+def check_new_key(
+    provider: Provider,
+    key: str,
+    config: dict[str, str],
+    *,
+    actor_id: int | None,
+    info: RequestInfo | None,
+) -> CheckResult:
+    """Ask the provider about a key about to be stored (a user's or a global one).
+
+    Raises InvalidKeyInput when the user-given endpoint may not be used, and
+    KeyRejected (after auditing the refusal) when the provider calls the key
+    invalid; any other outcome is returned for the caller to store.
+    """
+    check = app_checker().check(provider, key, config)
+    if check.details.get("endpoint_blocked") and provider.base_url_field:
+        field_name = provider.base_url_field
+        raise InvalidKeyInput(
+            "The key was not saved: please correct the marked fields.",
+            {field_name: check.note},
+        )
+    if check.status == INVALID:
+        _record_rejection(actor_id, provider, key, check, info)
+        reason = check.describe() or f"{provider.name} rejected this key."
+        raise KeyRejected(
+            f"{provider.name} rejected the key, so it was not saved.", {"api_key": reason}
+        )
+    return check
+
+
 def _record_rejection(
-    user: User, provider: Provider, key: str, check: CheckResult, info: RequestInfo | None
+    actor_id: int | None,
+    provider: Provider,
+    key: str,
+    check: CheckResult,
+    info: RequestInfo | None,
 ) -> None:
     log.info(
         "%s rejected a key for user %s (HTTP %s)",
         provider.id,
-        user.id,
+        actor_id,
         check.http_status,
-        extra={"event": "key.validate", "user_id": user.id, "provider": provider.id},
+        extra={"event": "key.validate", "user_id": actor_id, "provider": provider.id},
     )
     hint = mask_key(key, provider.key_prefix)
     record_check(
-        None, check, actor_id=user.id, info=info, trigger="save", provider=provider.id, hint=hint
+        None, check, actor_id=actor_id, info=info, trigger="save", provider=provider.id, hint=hint
     )
     db.session.commit()
