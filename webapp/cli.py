@@ -40,4 +40,7 @@ def rotate_secret_command(batch_size: int) -> None:
 
 
 def register(app: Flask) -> None:
+    from webapp.audit.cli import audit_cli
+
     app.cli.add_command(keys_cli)
+    app.cli.add_command(audit_cli)
