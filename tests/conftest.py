@@ -20,9 +20,11 @@ from tests.emulator import Emulator
 from webapp import create_app
 from webapp.extensions import db
 from webapp.providers.client import close_provider_http
+from webapp.setup import service as setup_service
 
 SECRET = "test-encryption-secret-" + "s" * 32
 PASSWORD = "correct horse battery staple"
+ADMIN_EMAIL = "admin@example.com"
 _META_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
@@ -54,7 +56,8 @@ class BrowserClient(FlaskClient):
     """
 
     def csrf_token(self) -> str:
-        page = self.get("/__csrf-probe__").get_data(as_text=True)
+        # Before setup the probe is redirected to /setup, which has the tag too.
+        page = self.get("/__csrf-probe__", follow_redirects=True).get_data(as_text=True)
         match = _META_TOKEN.search(page)
         assert match, "no csrf meta tag on the page"
         return match.group(1)
@@ -129,17 +132,28 @@ def make_app(db_url, _schema, tmp_path, emulator):
 
     Every fixed-URL provider points at the emulator (a test's own
     PROVIDER_BASE_URLS entries win), so no test reaches the internet.
+
+    Apps come up with setup finished: an admin account (``ADMIN_EMAIL``,
+    ``PASSWORD``) is created through the setup service if there is none.
+    ``fresh=True`` leaves the instance untouched, as on a first start. The
+    setup token file goes to the test's temporary folder.
     """
     apps: list[Flask] = []
 
-    def factory(**overrides) -> Flask:
+    def factory(*, fresh: bool = False, **overrides) -> Flask:
         overrides["PROVIDER_BASE_URLS"] = {
             **emulator.base_urls(),
             **overrides.get("PROVIDER_BASE_URLS", {}),
         }
+        overrides.setdefault("SETUP_TOKEN_FILE", str(tmp_path / "setup-token"))
         app = create_app(base_config(db_url, **overrides))
         app.test_client_class = BrowserClient
         apps.append(app)
+        if not fresh:
+            with app.app_context():
+                if not setup_service.admin_exists():
+                    setup_service.create_admin(ADMIN_EMAIL, PASSWORD)
+                db.session.remove()
         return app
 
     yield factory
@@ -201,3 +215,12 @@ def user_client(app):
         return c
 
     return factory
+
+
+@pytest.fixture
+def admin_client(app) -> BrowserClient:
+    """A browser signed in as the admin the ``app`` fixture created."""
+    c = app.test_client()
+    response = AuthActions(c).login(ADMIN_EMAIL)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return c

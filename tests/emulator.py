@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.emulator_answers import ANSWERS, Reply
+from tests.emulator_answers import ANSWERS, Reply, model_list
 from tests.fakekeys import fake_key
 
 
@@ -77,7 +77,17 @@ BY_PREFIX = {spec.prefix: provider for provider, spec in SPECS.items()}
 #: providers whose URL the user types in; the rest have a fixed base URL
 USER_ENDPOINT = {"azure_openai", "custom"}
 KEY_STATES = ("valid", "quota_exhausted", "forbidden", "revoked", "read_only")
-MODES = ("down", "throttled", "out_of_quota", "close", "redirect", "html", "garbage", "echo")
+MODES = (
+    "down",
+    "throttled",
+    "out_of_quota",
+    "close",
+    "redirect",
+    "html",
+    "garbage",
+    "echo",  # a careless gateway: the key, unmasked, in its error message
+    "echo_models",  # ...or in the "model ids" of a successful answer
+)
 
 
 @dataclass(frozen=True)
@@ -247,6 +257,8 @@ class Emulator:
             return answers["missing"]("")
         with self._lock:
             state = self._keys.get((provider, key))
+        if mode == "echo_models":
+            return Reply(200, model_list("gpt-4o-mini", key, f"ft:{key}:tuned"))
         if mode == "echo":
             return Reply(
                 401,

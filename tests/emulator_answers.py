@@ -46,7 +46,7 @@ def _openai_error(message: str, type_: str, code: str | None) -> dict:
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
 
 
-def _model_list(*ids: str) -> dict:
+def model_list(*ids: str) -> dict:
     return {
         "object": "list",
         "data": [
@@ -80,7 +80,7 @@ OPENAI_QUOTA = _fixed(
 
 def _openai_like(models: tuple[str, ...]) -> dict[str, Answer]:
     return {
-        "valid": _fixed(200, _model_list(*models)),
+        "valid": _fixed(200, model_list(*models)),
         "invalid": lambda key: Reply(
             401,
             _openai_error(
@@ -367,7 +367,7 @@ AZURE = {
 }
 
 MISTRAL = {
-    "valid": _fixed(200, _model_list("mistral-small-latest", "open-mistral-nemo")),
+    "valid": _fixed(200, model_list("mistral-small-latest", "open-mistral-nemo")),
     "invalid": _fixed(401, {"detail": "Unauthorized"}),
     "missing": _fixed(401, {"detail": "Unauthorized"}),
     "throttled": _fixed(429, {"message": "Requests rate limit exceeded"}),
@@ -408,7 +408,7 @@ def _groq_limit(per: str, unit: str) -> dict:
 
 
 GROQ = {
-    "valid": _fixed(200, _model_list("llama-3.1-8b-instant", "llama-3.3-70b-versatile")),
+    "valid": _fixed(200, model_list("llama-3.1-8b-instant", "llama-3.3-70b-versatile")),
     "invalid": _fixed(401, _GROQ_INVALID),
     "missing": _fixed(401, _GROQ_INVALID),
     "throttled": _fixed(429, _groq_limit("minute", "TPM"), **{"x-ratelimit-remaining-tokens": "0"}),

@@ -100,15 +100,19 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from webapp.admin.routes import bp as admin_bp
     from webapp.auth.routes import bp as auth_bp
     from webapp.health import bp as health_bp
     from webapp.keys.routes import bp as keys_bp
+    from webapp.setup.routes import bp as setup_bp
     from webapp.validation.routes import bp as validation_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(setup_bp)  # first: its gate runs before every other view
     app.register_blueprint(auth_bp)
     app.register_blueprint(keys_bp)
     app.register_blueprint(validation_bp)
+    app.register_blueprint(admin_bp)
 
     @app.get("/")
     def index():

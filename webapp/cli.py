@@ -1,4 +1,4 @@
-"""Operator commands: ``flask keys ...``."""
+"""Operator commands: ``flask keys ...``, ``flask setup-token``, ``flask create-admin``."""
 
 from __future__ import annotations
 
@@ -40,7 +40,11 @@ def rotate_secret_command(batch_size: int) -> None:
 
 
 def register(app: Flask) -> None:
+    from webapp.setup.cli import create_admin_command, setup_token_command
+
     from webapp.audit.cli import audit_cli
 
     app.cli.add_command(keys_cli)
+    app.cli.add_command(setup_token_command)
+    app.cli.add_command(create_admin_command)
     app.cli.add_command(audit_cli)

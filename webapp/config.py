@@ -99,6 +99,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_REGISTER": os.environ.get("RATELIMIT_REGISTER", "5/minute;20/hour"),
         "RATELIMIT_KEY_WRITE": os.environ.get("RATELIMIT_KEY_WRITE", "60/hour"),
         "RATELIMIT_VALIDATE": os.environ.get("RATELIMIT_VALIDATE", "30/hour"),
+        "RATELIMIT_SETUP": os.environ.get("RATELIMIT_SETUP", "10/minute;50/hour"),
         "TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),
         # Provider checks.
@@ -113,6 +114,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
             if name.startswith("PROVIDER_") and name.endswith("_BASE_URL") and value
         },
         "KEYS_PAGE_SIZE": 50,
+        # Where the one-time setup token is written (mode 0600) until setup is finished.
+        "SETUP_TOKEN_FILE": os.environ.get("SETUP_TOKEN_FILE")
+        or str(Path(instance_path) / "setup-token"),
     }
 
 

@@ -25,6 +25,7 @@ MESSAGES = {
     415: "Send the request body as JSON (Content-Type: application/json).",
     429: "Too many requests. Please wait a moment and try again.",
     500: "Something went wrong on our side. Nothing was changed.",
+    503: "Keyhold cannot answer right now. Please try again shortly.",
 }
 CODES = {
     400: "bad_request",
@@ -37,6 +38,7 @@ CODES = {
     422: "unprocessable",
     429: "rate_limited",
     500: "internal_error",
+    503: "unavailable",
 }
 
 

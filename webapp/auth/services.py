@@ -22,9 +22,8 @@ def find_user(email: str) -> User | None:
     return db.session.scalar(db.select(User).filter_by(email=email.strip().lower()))
 
 
-def register(
-    email: str, password: str, *, is_admin: bool = False, info: RequestInfo | None = None
-) -> User:
+def add_user(email: str, password: str, *, is_admin: bool = False) -> User:
+    """Add an account to the current transaction; the caller records and commits."""
     user = User(email=email.strip().lower(), is_admin=is_admin)
     user.set_password(password)
     db.session.add(user)
@@ -33,6 +32,13 @@ def register(
     except IntegrityError:
         db.session.rollback()
         raise EmailTaken(email) from None
+    return user
+
+
+def register(
+    email: str, password: str, *, is_admin: bool = False, info: RequestInfo | None = None
+) -> User:
+    user = add_user(email, password, is_admin=is_admin)
     record("user.register", actor_id=user.id, info=info, details={"admin": is_admin})
     db.session.commit()
     return user

@@ -126,9 +126,11 @@ class NoAnswer(Exception):
 
 
 def _root_cause(exc: BaseException) -> BaseException:
-    seen = 0
-    while exc.__cause__ is not None and seen < 10:
-        exc, seen = exc.__cause__, seen + 1
+    for _ in range(10):
+        inner = exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
     return exc
 
 
@@ -192,7 +194,7 @@ class ProviderHTTP:
                 outgoing.method,
                 outgoing.url,
                 headers=dict(outgoing.headers),
-                params=dict(outgoing.params),
+                params=dict(outgoing.params) or None,  # {} would drop a query in the URL
                 json=outgoing.json,
             ) as response:
                 chunks, size = [], 0

@@ -7,6 +7,7 @@ addresses a host name resolves to again when it connects.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -31,6 +32,19 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def _address_literal(host: str) -> str | None:
+    """The IP address ``host`` spells, including shorthand IPv4 (127.1, 2130706433, 0x7f.1)."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        # Resolvers accept these forms as addresses, so they are addresses.
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except (OSError, UnicodeError, ValueError):
+        return None
+
+
 def check_url(url: str, policy: EndpointPolicy) -> str:
     """Return the URL without a trailing slash, or raise EndpointError."""
     url = url.strip()
@@ -53,10 +67,7 @@ def check_url(url: str, policy: EndpointPolicy) -> str:
     if not policy.allow_private:
         if host in _LOCAL_NAMES or host.endswith(".localhost") or host.endswith(".local"):
             raise EndpointError("Local and private network addresses are not allowed.")
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
-        if literal is not None and not is_public_address(host):
+        literal = _address_literal(host)
+        if literal is not None and not is_public_address(literal):
             raise EndpointError("Local and private network addresses are not allowed.")
     return url.rstrip("/")

@@ -125,13 +125,13 @@ def _log(user: User, provider_id: str, result: CheckResult) -> None:
     level = logging.INFO if result.status == VALID else logging.WARNING
     log.log(
         level,
-        "%s key check for user %s: %s (HTTP %s, %d ms) %s",
+        "%s key check for user %s: %s (HTTP %s, %d ms)%s",
         provider_id,
         user.id,
         result.status,
         result.http_status,
         result.elapsed_ms,
-        result.describe(),
+        f": {result.describe()}" if result.describe() else "",
         extra={
             "event": "key.validate",
             "user_id": user.id,

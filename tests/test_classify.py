@@ -1,0 +1,184 @@
+"""Reading provider answers: the markers that override the status code, and scrubbing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.emulator import SPECS
+from tests.emulator_answers import openai_mask
+from tests.validation_helpers import app_for
+from webapp.providers.catalog import get_provider
+from webapp.providers.checks import app_checker
+from webapp.providers.classify import REDACTED, classify, scrub
+from webapp.providers.client import Answer, Outgoing, ProviderHTTP
+
+
+def check(app, emulator, provider: str, key: str, *, deep: bool = False):
+    config = emulator.endpoint_config(provider)
+    with app.app_context():
+        return app_checker().check(get_provider(provider), key, config, deep=deep)
+
+
+@pytest.mark.parametrize(
+    ("provider", "state", "status", "words"),
+    [
+        ("openai", "forbidden", "forbidden", "Missing scopes"),
+        ("openai", "revoked", "invalid", "has been deactivated"),
+        ("anthropic", "forbidden", "forbidden", "Permission denied"),
+        ("anthropic", "revoked", "invalid", "organization has been disabled"),
+        ("gemini", "forbidden", "forbidden", "may not use the Gemini API"),
+        ("gemini", "revoked", "invalid", "suspended"),
+        ("azure_openai", "forbidden", "forbidden", "Virtual Network/Firewall"),
+        ("groq", "revoked", "invalid", "restricted the organisation"),
+        ("xai", "revoked", "invalid", "xAI has blocked this key"),
+        ("cohere", "revoked", "invalid", "has expired"),
+    ],
+)
+def test_states_with_answers_of_their_own(make_app, emulator, provider, state, status, words):
+    # Each of these comes with a status code that alone would say something else
+    # (a 400 for a revoked organisation, a 200 for a blocked xAI key, a 401 for a scope).
+    app = app_for(make_app, provider)
+    result = check(app, emulator, provider, emulator.register(provider, state=state))
+    assert result.status == status
+    assert words in result.describe()
+
+
+def test_a_read_only_hugging_face_token_is_valid_and_says_its_role(make_app, emulator):
+    app = make_app()
+    result = check(
+        app, emulator, "huggingface", emulator.register("huggingface", state="read_only")
+    )
+    assert result.status == "valid" and result.details["role"] == "read"
+
+
+@pytest.mark.parametrize("provider", sorted(SPECS))
+def test_a_missing_key_answer_is_not_a_verdict_on_the_key(emulator, provider):
+    # Keyhold always sends a key; if the provider says none arrived, something in between
+    # removed it, and the key must not be called invalid for it.
+    spec = SPECS[provider]
+    query = "?api-version=2024-10-21" if provider == "azure_openai" else ""
+    headers = {"anthropic-version": "2023-06-01"} if provider == "anthropic" else {}
+    url = f"{emulator.base_url(provider)}{spec.check[1]}{query}"
+    http = ProviderHTTP(connect_timeout=1, timeout=2, allow_private=True)
+    try:
+        answer = http.send(Outgoing(spec.check[0], url, headers))
+    finally:
+        http.close()
+    entry = get_provider(provider)
+    result = classify(entry, answer, key="", expect=entry.check.expect)
+    if provider in ("mistral", "groq", "together", "xai"):
+        # Their missing-key answer is their invalid-key answer ([INF] in providers.md).
+        assert result.status == "invalid"
+    else:
+        assert result.status == "provider_error", result
+        assert "no key reached it" in result.describe()
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "words"),
+    [
+        ("html", "provider_error", "without the JSON"),
+        ("garbage", "provider_error", "without the JSON"),
+        ("close", "network_error", "closed the connection"),
+        ("down", "provider_error", "HTTP 503"),
+    ],
+)
+def test_answers_that_are_not_the_provider_speaking(make_app, emulator, mode, status, words):
+    app = make_app()
+    key = emulator.valid_key("groq")
+    emulator.set_mode("groq", mode)
+    result = check(app, emulator, "groq", key)
+    assert result.status == status and words in result.describe()
+
+
+def test_a_200_that_is_not_the_providers_answer_is_not_valid(make_app, emulator):
+    # A 200 from the wrong service (here an override that points OpenAI at Together,
+    # whose list is a bare array) lacks OpenAI's fields, so it proves nothing.
+    app = make_app(PROVIDER_BASE_URLS={"openai": emulator.base_url("together")})
+    key = emulator.register("together", key=emulator.valid_key("openai"))
+    result = check(app, emulator, "openai", key)
+    assert result.status == "provider_error" and result.http_status == 200
+    assert "did not look like the provider's" in result.describe()
+
+
+def test_the_wrong_base_url_is_a_provider_error(make_app, emulator):
+    app = make_app(PROVIDER_BASE_URLS={"openai": emulator.url + "/openai/v9"})
+    result = check(app, emulator, "openai", emulator.valid_key("openai"))
+    assert result.status == "provider_error" and result.http_status == 404
+
+
+def test_azure_without_an_api_version_says_so(make_app, emulator):
+    app = app_for(make_app, "azure_openai")
+    key = emulator.valid_key("azure_openai")
+    with app.app_context():
+        result = app_checker().check(
+            get_provider("azure_openai"), key, {"endpoint": emulator.base_url("azure_openai")}
+        )
+    assert result.status == "provider_error"
+    assert "Check the endpoint and the API version." in result.describe()
+
+
+@pytest.mark.parametrize("provider", ["together", "gemini", "groq", "cohere"])
+def test_throttling_and_spent_credit_are_told_apart(make_app, emulator, provider):
+    # Together labels its 429 "credit_limit"; Gemini says RESOURCE_EXHAUSTED for both
+    # (per minute vs per day); Groq's daily token cap and Cohere's 402 are credit.
+    app = make_app()
+    key = emulator.valid_key(provider)
+    emulator.set_mode(provider, "throttled")
+    assert check(app, emulator, provider, key).status == "rate_limited"
+    emulator.set_mode(provider, "out_of_quota")
+    assert check(app, emulator, provider, key).status == "quota_exceeded"
+
+
+def test_a_deep_check_finds_what_the_listing_cannot(make_app, emulator):
+    app = make_app()
+    key = emulator.register("openai", state="quota_exhausted")
+    listing = check(app, emulator, "openai", key)
+    assert listing.status == "valid" and listing.quota_checked is False
+    deep = check(app, emulator, "openai", key, deep=True)
+    assert deep.status == "quota_exceeded" and deep.quota_checked is True
+    assert deep.models == listing.models  # the listing's models survive the deep check
+
+
+def test_a_deep_check_prefers_a_model_the_key_has(make_app, emulator):
+    app = make_app()
+    check(app, emulator, "anthropic", emulator.valid_key("anthropic"), deep=True)
+    inference = emulator.received("anthropic")[-1]
+    assert json.loads(inference.body)["model"] == "claude-haiku-4-5-20251001"
+
+
+KEY = "sk-proj-" + "Ab3dEf6h" * 9 + "T3BlbkFJ" + "Zy9x" * 10
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        f"Incorrect API key provided: {KEY}.",
+        f"Incorrect API key provided: {openai_mask(KEY)}.",
+        f"Your api key: ****{KEY[-4:]} is invalid",
+        f"Incorrect API key provided: {KEY[:2]}***{KEY[-2:]}.",
+        f"label {KEY[:12]}...{KEY[-3:]}",
+        f"part of it: {KEY[20:40]}",
+        f"url-encoded: key%3D{KEY}",
+        f'json: {{"key":"{KEY}"}}',
+    ],
+)
+def test_scrub_removes_the_key_and_its_masked_forms(message):
+    cleaned = scrub(message, KEY)
+    assert REDACTED in cleaned
+    for form in (KEY, openai_mask(KEY), KEY[20:40], KEY[-4:] + " is", KEY[:12] + "..."):
+        assert form not in cleaned
+
+
+def test_scrub_leaves_ordinary_messages_alone():
+    message = "Rate limit reached... Please try again in 20s. See https://platform.openai.com."
+    assert scrub(message, KEY) == message
+    assert len(scrub("x" * 5000, KEY)) <= 300
+
+
+def test_classify_ignores_a_body_that_is_not_json():
+    answer = Answer(401, {}, b"", 5)
+    result = classify(get_provider("mistral"), answer, key=KEY, expect="data")
+    assert result.status == "invalid"  # Mistral's bodiless 401 (continuedev/continue#10277)

@@ -1,0 +1,109 @@
+"""Validate-all: every stored key checked at once, as long as the slowest check, not their sum."""
+
+from __future__ import annotations
+
+import time
+
+from tests.validation_helpers import (
+    badge,
+    dashboard_row,
+    page,
+    row_of,
+    signed_in,
+    store_key,
+)
+from webapp.audit.models import AuditEvent
+from webapp.extensions import db
+
+SIX = ["openai", "anthropic", "gemini", "groq", "mistral", "deepseek"]
+
+
+def test_six_slow_providers_take_about_as_long_as_one(make_app, emulator):
+    app = make_app()
+    client = signed_in(app)
+    for provider in SIX:
+        store_key(app, emulator, provider, emulator.valid_key(provider))
+        emulator.slow(provider, 1.0)
+
+    start = time.perf_counter()
+    response = client.post("/keys/validate-all", follow_redirects=True)
+    elapsed = time.perf_counter() - start
+
+    assert elapsed < 3.0, f"validate-all took {elapsed:.1f}s for six 1 s checks"
+    html = page(response)
+    assert "Checked 6 key(s): 6 valid." in html
+    for provider in SIX:
+        assert badge(dashboard_row(html, provider)) == "Valid"
+        assert row_of(app, provider).status == "valid"
+    assert len(emulator.received()) == 6
+    with app.app_context():
+        events = db.session.scalars(db.select(AuditEvent).filter_by(action="key.validate")).all()
+        assert sorted(e.provider for e in events) == sorted(SIX)
+        assert {e.details["trigger"] for e in events} == {"all"}
+
+
+def test_the_pool_is_bounded(make_app, emulator):
+    app = make_app(VALIDATION_MAX_WORKERS=2)
+    client = signed_in(app)
+    for provider in SIX[:4]:
+        store_key(app, emulator, provider, emulator.valid_key(provider))
+        emulator.slow(provider, 0.5)
+    start = time.perf_counter()
+    client.post("/keys/validate-all")
+    # Two at a time: four half-second checks need two rounds.
+    assert time.perf_counter() - start >= 1.0
+
+
+def test_mixed_results_are_each_recorded(make_app, emulator):
+    app = make_app()
+    client = signed_in(app)
+    store_key(app, emulator, "openai", emulator.valid_key("openai"))
+    store_key(app, emulator, "groq")  # unknown to the provider
+    store_key(app, emulator, "cohere", emulator.valid_key("cohere"))
+    emulator.set_mode("cohere", "down")
+    store_key(app, emulator, "openrouter", emulator.register("openrouter", state="quota_exhausted"))
+
+    html = page(client.post("/keys/validate-all", follow_redirects=True))
+    assert "Checked 4 key(s):" in html
+    assert badge(dashboard_row(html, "openai")) == "Valid"
+    assert badge(dashboard_row(html, "groq")) == "Invalid"
+    assert badge(dashboard_row(html, "cohere")) == "Provider error"
+    assert badge(dashboard_row(html, "openrouter")) == "Out of credit"
+    assert badge(dashboard_row(html, "mistral")) == "No key"
+
+
+def test_nothing_to_check(make_app, emulator):
+    app = make_app()
+    client = signed_in(app)
+    html = page(client.post("/keys/validate-all", follow_redirects=True))
+    assert "You have no stored keys to check." in html
+    assert emulator.received() == []
+
+
+def test_dashboard_offers_the_buttons(make_app, emulator):
+    app = make_app()
+    client = signed_in(app)
+    html = page(client.get("/keys/"))
+    assert "Validate all" not in html  # nothing stored yet
+    store_key(app, emulator, "openai", emulator.valid_key("openai"))
+    store_key(app, emulator, "deepseek", emulator.valid_key("deepseek"))
+    html = page(client.get("/keys/"))
+    assert 'action="/keys/validate-all"' in html
+    openai, deepseek = dashboard_row(html, "openai"), dashboard_row(html, "deepseek")
+    assert 'action="/keys/openai/validate"' in openai and "Deep check" in openai
+    assert "gpt-4o-mini" in openai and "billed to this key" in openai
+    assert 'action="/keys/deepseek/validate"' in deepseek and "Deep check" not in deepseek
+    assert "Validate" not in dashboard_row(html, "groq")  # no key, nothing to validate
+    assert "<script" not in html and "style=" not in html
+
+
+def test_valid_openrouter_and_deepseek_show_credit(make_app, emulator):
+    app = make_app()
+    client = signed_in(app)
+    store_key(app, emulator, "openrouter", emulator.valid_key("openrouter"))
+    store_key(app, emulator, "deepseek", emulator.valid_key("deepseek"))
+    html = page(client.post("/keys/validate-all", follow_redirects=True))
+    openrouter = dashboard_row(html, "openrouter")
+    assert "Credit used: $25.50 of a $100.00 limit ($74.50 left)" in openrouter
+    assert "Quota not checked" not in openrouter
+    assert "Balance: 110.00 CNY" in dashboard_row(html, "deepseek")

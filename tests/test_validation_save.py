@@ -1,0 +1,133 @@
+"""Saving a key asks the provider first: a rejected key is not stored; an unchecked one says so."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fakekeys import fake_key
+from tests.validation_helpers import (
+    app_for,
+    closed_port,
+    dashboard_row,
+    page,
+    row_of,
+    signed_in,
+    store_key,
+)
+from webapp.audit.models import AuditEvent
+from webapp.extensions import db
+
+
+def audit_rows(app, action: str) -> list[AuditEvent]:
+    with app.app_context():
+        db.session.remove()
+        rows = db.session.scalars(db.select(AuditEvent).filter_by(action=action)).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+@pytest.mark.parametrize("provider", ["openai", "gemini", "azure_openai", "custom"])
+def test_a_valid_key_is_stored_as_valid(make_app, emulator, provider):
+    app = app_for(make_app, provider)
+    client = signed_in(app)
+    key = emulator.valid_key(provider)
+    data = {"api_key": key, **emulator.endpoint_config(provider)}
+    response = client.post(f"/keys/{provider}", data=data, follow_redirects=True)
+    html = page(response)
+    assert "key was added" in html and "accepted it" in html
+    assert "Its credit was not checked." in html
+    row = row_of(app, provider)
+    assert row.status == "valid" and row.is_valid is True and row.models
+    assert len(emulator.received(provider)) == 1
+    [event] = audit_rows(app, "key.validate")
+    assert event.details["status"] == "valid" and event.details["trigger"] == "save"
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "xai", "deepseek"])
+def test_a_rejected_key_is_not_stored_and_the_old_one_stays(make_app, emulator, provider):
+    app = app_for(make_app, provider)
+    client = signed_in(app)
+    old = store_key(app, emulator, provider, emulator.valid_key(provider))
+    before = row_of(app, provider)
+    rejected = fake_key(provider)  # well-formed, unknown to the provider
+    response = client.post(f"/keys/{provider}", data={"api_key": rejected})
+    assert response.status_code == 400
+    html = page(response)
+    assert 'id="api_key-error"' in html
+    assert "The provider said:" in html
+    assert rejected not in html and rejected[-8:] not in html
+    after = row_of(app, provider)
+    assert (after.encrypted_key, after.key_hint, after.status) == (
+        before.encrypted_key,
+        before.key_hint,
+        before.status,
+    )
+    assert old[-4:] in after.key_hint
+    [event] = audit_rows(app, "key.validate")
+    assert event.details["status"] == "invalid" and event.details["trigger"] == "save"
+    assert rejected not in str(event.details) and "fingerprint" not in event.details
+    assert not [e for e in audit_rows(app, "key.replace")]
+
+
+def test_a_rejected_first_key_stores_nothing(make_app, emulator):
+    app = make_app()
+    client = signed_in(app)
+    response = client.post("/keys/groq", data={"api_key": "gsk_" + "A" * 52})
+    assert response.status_code == 400
+    assert "Invalid API Key" in page(response)
+    assert row_of(app, "groq") is None
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "words"),
+    [
+        ("down", "provider_error", "could not answer properly"),
+        ("close", "network_error", "closed the connection"),
+        ("html", "provider_error", "without the JSON it sends"),
+        ("garbage", "provider_error", "without the JSON it sends"),
+    ],
+)
+def test_an_unanswered_check_stores_the_key_and_says_so(make_app, emulator, mode, status, words):
+    app = make_app()
+    client = signed_in(app)
+    emulator.set_mode("anthropic", mode)
+    key = emulator.valid_key("anthropic")
+    response = client.post("/keys/anthropic", data={"api_key": key}, follow_redirects=True)
+    html = page(response)
+    assert "Your Anthropic key was added. It could not be checked" in html
+    assert words in html
+    assert dashboard_row(html, "anthropic")
+    row = row_of(app, "anthropic")
+    assert row.status == status and row.is_valid is None
+
+
+def test_an_unreachable_provider_stores_the_key_and_says_so(make_app, emulator):
+    app = make_app(PROVIDER_BASE_URLS={"mistral": f"http://127.0.0.1:{closed_port()}/v1"})
+    client = signed_in(app)
+    response = client.post("/keys/mistral", data={"api_key": "A" * 32}, follow_redirects=True)
+    assert "It could not be checked" in page(response)
+    assert "refused the connection" in page(response)
+    assert row_of(app, "mistral").status == "network_error"
+
+
+def test_a_throttled_check_on_save_stores_the_key_unjudged(make_app, emulator):
+    app = make_app()
+    client = signed_in(app)
+    emulator.set_mode("together", "throttled")
+    response = client.post(
+        "/keys/together", data={"api_key": emulator.valid_key("together")}, follow_redirects=True
+    )
+    assert "Status: Check throttled." in page(response)
+    row = row_of(app, "together")
+    assert row.status == "rate_limited" and row.is_valid is None
+
+
+def test_a_key_for_a_restricted_account_is_stored_with_its_status(make_app, emulator):
+    app = make_app()
+    client = signed_in(app)
+    key = emulator.register("openai", state="forbidden")
+    response = client.post("/keys/openai", data={"api_key": key}, follow_redirects=True)
+    assert "Status: Not permitted." in page(response)
+    assert "Missing scopes" in page(response)
+    row = row_of(app, "openai")
+    assert row.status == "forbidden" and row.is_valid is True

@@ -1,0 +1,49 @@
+"""Operator commands for first start: ``flask setup-token`` and ``flask create-admin``."""
+
+from __future__ import annotations
+
+import os
+
+import click
+from flask.cli import with_appcontext
+
+from webapp.audit.service import RequestInfo
+from webapp.setup import service
+
+PASSWORD_ENV = "KEYHOLD_ADMIN_PASSWORD"
+_CLI = RequestInfo(ip=None, user_agent="flask command")
+
+
+@click.command("setup-token")
+@with_appcontext
+def setup_token_command() -> None:
+    """Print a fresh one-time setup token; the previous one stops working."""
+    try:
+        token = service.issue_token(info=_CLI)
+    except service.SetupFinished as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(token)
+    click.echo(f"(also written to {service.token_file()}; open /setup to use it)", err=True)
+
+
+@click.command("create-admin")
+@click.argument("email")
+@with_appcontext
+def create_admin_command(email: str) -> None:
+    """Create an admin account for EMAIL.
+
+    The password is asked for (twice), or taken from the environment variable
+    KEYHOLD_ADMIN_PASSWORD for scripted deployments. Creating the first admin
+    finishes setup: the setup token stops working.
+    """
+    password = os.environ.get(PASSWORD_ENV) or click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True
+    )
+    try:
+        user, finished = service.create_admin(email, password, info=_CLI)
+    except service.AccountRefused as exc:
+        reasons = "; ".join(exc.fields.values()) or exc.message
+        raise click.ClickException(f"{exc.message} {reasons}") from None
+    click.echo(f"Admin account {user.email} created.")
+    if finished:
+        click.echo("Setup is finished; the setup token no longer works.")
