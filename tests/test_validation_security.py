@@ -126,6 +126,9 @@ def test_a_redirect_on_save_does_not_carry_the_key_either(make_app, emulator, el
         ("custom", "base_url", "https://2130706433/v1", "private network"),
         ("custom", "base_url", "https://0x7f.1/v1", "private network"),
         ("custom", "base_url", "https://[::ffff:127.0.0.1]/v1", "private network"),
+        ("custom", "base_url", "https://[2002:7f00:1::]/v1", "private network"),  # 6to4
+        ("custom", "base_url", "https://[64:ff9b::a00:1]/v1", "private network"),  # NAT64
+        ("custom", "base_url", "https://[fd00::1]/v1", "private network"),
         ("custom", "base_url", "https://192.168.1.20/v1", "private network"),
         ("azure_openai", "endpoint", "https://10.1.2.3", "private network"),
         ("azure_openai", "endpoint", "https://169.254.169.254", "private network"),

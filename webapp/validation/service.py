@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 
@@ -64,7 +64,7 @@ def validate_key(
 class _Job:
     row: UserAPIKey
     provider: Provider
-    key: str
+    key: str = field(repr=False)
 
 
 def validate_all(user: User, *, info: RequestInfo | None = None) -> dict[str, CheckResult]:
