@@ -70,7 +70,7 @@ def _run_suite(suite: str, results: Results, folder, kinds: list[str], reps: int
     elif suite == "scale":
         from bench import scale
 
-        scale.run(results, folder, kinds, reps)
+        scale.run(results, folder, kinds, max(reps, 5))
     elif suite == "http":
         from bench import http
 

@@ -43,7 +43,12 @@ def user_count() -> int:
 
 
 def add_users(count: int, providers: Sequence[str] = PROVIDERS) -> list[int]:
-    """Add ``count`` users, each with a key for every one of ``providers``; return their ids."""
+    """Add ``count`` users, each with a key for every one of ``providers``; return their ids.
+
+    The first call also adds an admin account (not among the ids returned),
+    so the instance counts as set up and no request is sent to /setup.
+    """
+    ensure_admin()
     start = (db.session.scalar(db.select(func.max(User.id))) or 0) + 1
     ids = list(range(start, start + count))
     now = utcnow()
@@ -92,6 +97,14 @@ def add_users(count: int, providers: Sequence[str] = PROVIDERS) -> list[int]:
         db.session.commit()
     _fix_sequences()
     return ids
+
+
+def ensure_admin() -> None:
+    if db.session.scalar(db.select(User.id).filter_by(is_admin=True).limit(1)) is None:
+        admin = User(email="bench-admin@example.com", is_admin=True)
+        admin.password_hash = _password_hash()
+        db.session.add(admin)
+        db.session.commit()
 
 
 _HASH: list[str] = []
