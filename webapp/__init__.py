@@ -101,6 +101,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from webapp.admin.routes import bp as admin_bp
+    from webapp.api.routes import bp as api_bp
     from webapp.auth.routes import bp as auth_bp
     from webapp.health import bp as health_bp
     from webapp.keys.routes import bp as keys_bp
@@ -113,6 +114,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(keys_bp)
     app.register_blueprint(validation_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(api_bp)
 
     @app.get("/")
     def index():

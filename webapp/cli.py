@@ -40,11 +40,10 @@ def rotate_secret_command(batch_size: int) -> None:
 
 
 def register(app: Flask) -> None:
+    from webapp.audit.cli import audit_cli
     from webapp.setup.cli import create_admin_command, setup_token_command
 
-    from webapp.audit.cli import audit_cli
-
     app.cli.add_command(keys_cli)
+    app.cli.add_command(audit_cli)
     app.cli.add_command(setup_token_command)
     app.cli.add_command(create_admin_command)
-    app.cli.add_command(audit_cli)

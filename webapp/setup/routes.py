@@ -37,7 +37,7 @@ GATE_EXEMPT = frozenset(
         "health.healthz",
         "health.readyz",
         "api.csrf_token",
-        "api.openapi",
+        "api.openapi_document",
         "api.set_initial",
         "api.status_initial",
     }

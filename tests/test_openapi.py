@@ -1,0 +1,173 @@
+"""The OpenAPI document: valid, complete, and true to what the API really answers."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from openapi_spec_validator import validate
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.parameters import ParameterLocation
+from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.conftest import ADMIN_EMAIL, AuthActions
+
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+#: examples per operation and mode: 10 operations x (24 + 12) stay in the low hundreds
+EXAMPLES = {GenerationMode.POSITIVE: 24, GenerationMode.NEGATIVE: 12}
+TIME_BUDGET = 50.0  # seconds for the whole fuzz pass
+
+
+def document(client) -> dict:
+    response = client.get("/api/openapi.json")
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def test_the_document_is_valid_openapi_3_1(client):
+    spec = document(client)
+    assert spec["openapi"].startswith("3.1")
+    validate(spec)  # raises on any violation of the OpenAPI 3.1 schema
+
+
+def _api_routes(app) -> dict[str, set[str]]:
+    routes: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.rule == "/api" or rule.rule.startswith("/api/"):
+            path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+            methods = {m.lower() for m in rule.methods or ()} - {"head", "options"}
+            routes.setdefault(path, set()).update(methods)
+    return routes
+
+
+def test_every_api_route_is_documented_and_nothing_else(app, client):
+    spec = document(client)
+    documented = {
+        path: {m for m in item if m in HTTP_METHODS} for path, item in spec["paths"].items()
+    }
+    assert _api_routes(app) == documented
+
+
+def test_documented_path_parameters_match_the_routes(client):
+    for path, item in document(client)["paths"].items():
+        in_path = set(re.findall(r"\{(\w+)\}", path))
+        for method, operation in item.items():
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == in_path, (method, path)
+
+
+@pytest.fixture
+def fuzz_app(make_app):
+    app = make_app()
+    inner = app.wsgi_app
+
+    def with_client_address(environ, start_response):
+        # Schemathesis's WSGI client leaves REMOTE_ADDR out; every real server sets it,
+        # and the session is bound to it (session protection "strong").
+        environ.setdefault("REMOTE_ADDR", "127.0.0.1")
+        if environ["REMOTE_ADDR"] is None:
+            environ["REMOTE_ADDR"] = "127.0.0.1"
+        return inner(environ, start_response)
+
+    app.wsgi_app = with_client_address
+    return app
+
+
+def _signed_in_admin(app) -> tuple[dict[str, str], dict[str, str]]:
+    """The cookies and headers of a signed-in admin's frontend.
+
+    The session is bound to the browser that signed in (session protection
+    "strong"), so the fuzzer must present the same User-Agent.
+    """
+    agent = "keyhold-api-fuzz"
+    browser = app.test_client()
+    browser.environ_base["HTTP_USER_AGENT"] = agent
+    assert AuthActions(browser).login(ADMIN_EMAIL).status_code == 302
+    token = browser.get("/api/csrf-token").get_json()["csrf_token"]
+    cookies = {"session": browser.get_cookie("session").value}
+    return cookies, {"X-CSRFToken": token, "User-Agent": agent}
+
+
+def _credentials(case, auth: dict) -> dict:
+    """The admin's cookie and CSRF header, except where the case deliberately breaks them.
+
+    A negative case may drop or mangle a security parameter (the session
+    cookie, the CSRF or setup token header); then it is sent as generated, so
+    the check sees the app refuse it rather than the admin's real credentials.
+    """
+    negated = {
+        location
+        for location, part in (case.meta.components if case.meta else {}).items()
+        if part.mode.is_negative
+    }
+    kwargs: dict = {"headers": {"User-Agent": auth["headers"]["User-Agent"]}}
+    if ParameterLocation.HEADER not in negated:
+        kwargs["headers"] = auth["headers"]
+    if ParameterLocation.COOKIE not in negated:
+        kwargs["cookies"] = auth["cookies"]
+    return kwargs
+
+
+def _run(strategy, examples: int, checks: list, auth: dict, calls: list) -> None:
+    """Call the app with ``examples`` cases drawn from ``strategy``; raise on the first failure."""
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=strategy)
+    def run(case) -> None:
+        response = case.call(**_credentials(case, auth))
+        calls.append((case.operation.label, response.status_code))
+        case.validate_response(response, checks=checks)
+
+    run()
+
+
+def test_fuzzing_finds_no_server_error_and_no_answer_off_the_schema(fuzz_app):
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", fuzz_app)
+    cookies, headers = _signed_in_admin(fuzz_app)
+    auth = {"headers": headers, "cookies": cookies}
+    calls: list[tuple[str, int]] = []
+    started = time.monotonic()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        # The document's examples first: they take the paths that succeed.
+        for example in operation.get_strategies_from_examples():
+            _run(example, 1, CHECKS, auth, calls)
+        positive = operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
+        _run(positive, EXAMPLES[GenerationMode.POSITIVE], CHECKS, auth, calls)
+        raw = operation.definition.raw
+        if raw.get("parameters") or raw.get("requestBody"):  # something to get wrong
+            negative = operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
+            checks = [*CHECKS, negative_data_rejection]
+            _run(negative, EXAMPLES[GenerationMode.NEGATIVE], checks, auth, calls)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < TIME_BUDGET, f"the fuzz pass took {elapsed:.1f}s"
+    assert 150 <= len(calls) <= 500
+    assert not [c for c in calls if c[1] >= 500]
+    # The pass reached every operation as a signed-in admin, not only the 401 wall.
+    succeeded = {label for label, status in calls if status < 300}
+    assert succeeded == {label for label, _ in calls}, "some operation never succeeded"

@@ -1,0 +1,92 @@
+"""Reading JSON request bodies: one set of rules for every endpoint under /api.
+
+A body is optional where an endpoint takes no fields; when one is sent it
+must be a JSON object (``Content-Type: application/json``) of at most
+MAX_CONTENT_LENGTH bytes, and every string in it must be text a database
+can hold (no NUL, no lone surrogates). Each endpoint then names the fields
+it accepts with their types; anything else is refused, so a misspelt field
+is an error instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import request
+
+from webapp.api.errors import ApiError, invalid_body, malformed
+
+_TYPE_NAMES = {str: "a string", bool: "true or false", int: "a whole number", list: "a list"}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _text_problem(value: Any) -> bool:
+    """Whether any string in ``value`` (keys included) cannot be stored as text."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_text_problem(k) or _text_problem(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_text_problem(v) for v in value)
+    return False
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or {} when there is no body."""
+    # Decided by the headers: a form body may already have been parsed (and consumed).
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if ((request.content_length or 0) > 0 or chunked) and not request.is_json:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send the request body as JSON (Content-Type: application/json).",
+        )
+    raw = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413 from Werkzeug
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise malformed("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise malformed("The request body must be a JSON object.")
+    if _text_problem(data):
+        raise malformed("The request body holds text that is not valid Unicode or contains NUL.")
+    return data
+
+
+def fields(
+    body: dict[str, Any],
+    *,
+    required: dict[str, type] | None = None,
+    optional: dict[str, type] | None = None,
+) -> dict[str, Any]:
+    """The accepted fields of ``body``, type-checked; 400 listing every problem otherwise."""
+    required = required or {}
+    optional = optional or {}
+    problems: dict[str, str] = {}
+    for name in body:
+        if name not in required and name not in optional:
+            problems[name] = "Unknown field."
+    for name, kind in {**required, **optional}.items():
+        if name not in body:
+            if name in required:
+                problems[name] = "This field is required."
+            continue
+        value = body[name]
+        # bool is a subclass of int, and JSON null is not "absent": check exactly.
+        if type(value) is not kind:
+            problems[name] = f"Must be {_TYPE_NAMES[kind]}."
+    if problems:
+        raise invalid_body(problems)
+    return {name: body[name] for name in body}

@@ -1,0 +1,181 @@
+"""The JSON API under /api: the same service calls as the pages, answered in JSON.
+
+Authenticated by the session cookie; unsafe methods need the CSRF token in an
+``X-CSRFToken`` header (``GET /api/csrf-token``). ``set-initial`` may instead
+be authorised by the setup token in ``X-Setup-Token``: that header is not an
+ambient credential a browser would attach by itself, so it needs no CSRF
+token. The document at ``/api/openapi.json`` describes every route here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, jsonify, request
+from flask_login import current_user, login_required
+from flask_wtf.csrf import generate_csrf
+
+from webapp.admin.access import require_admin
+from webapp.api import errors, openapi, payloads
+from webapp.api.body import fields, json_body
+from webapp.auth.models import User
+from webapp.extensions import csrf, limiter
+from webapp.keys import global_keys, service
+from webapp.providers.catalog import Provider, all_providers
+from webapp.ratelimit import user_rate_key
+from webapp.setup import service as setup
+from webapp.validation import service as validation
+from webapp.web import request_info
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+errors.register(bp)
+
+SETUP_TOKEN_HEADER = "X-Setup-Token"
+#: every provider-specific field any provider takes (each is a string)
+EXTRA_FIELDS = {spec.name: str for p in all_providers() for spec in p.extra_fields}
+
+
+def _limit(name: str):
+    return lambda: current_app.config[name]
+
+
+def _ip() -> str:
+    return request_info().ip or "unknown"
+
+
+def _user() -> User:
+    return current_user._get_current_object()  # type: ignore[attr-defined]
+
+
+@bp.after_request
+def not_cached(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _key_submission() -> tuple[Provider, str, dict[str, str], bool]:
+    """The provider, the key, that provider's own fields, and whether to validate first."""
+    data = fields(
+        json_body(),
+        required={"provider": str, "api_key": str},
+        optional={"validate": bool, **EXTRA_FIELDS},
+    )
+    provider = service.require_provider(data["provider"])
+    own = {spec.name for spec in provider.extra_fields}
+    foreign = {
+        n: f"{provider.name} takes no {n}." for n in EXTRA_FIELDS if n in data and n not in own
+    }
+    if foreign:
+        raise service.InvalidKeyInput(
+            "The key was not saved: please correct the marked fields.", foreign
+        )
+    extra = {name: data[name] for name in own if name in data}
+    return provider, data["api_key"], extra, data.get("validate", True)
+
+
+@bp.get("/csrf-token")
+def csrf_token():
+    fields(json_body())
+    return jsonify(csrf_token=generate_csrf())
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    fields(json_body())
+    return jsonify(openapi.document())
+
+
+@bp.get("/providers")
+@login_required
+def providers():
+    fields(json_body())
+    return jsonify(providers=[payloads.provider(p) for p in all_providers()])
+
+
+@bp.post("/api-keys/set")
+@login_required
+@limiter.limit(_limit("RATELIMIT_KEY_WRITE"), key_func=user_rate_key)
+def set_key():
+    provider, api_key, extra, validate = _key_submission()
+    _, created = service.save_key(
+        _user(), provider.id, api_key, extra, info=request_info(), validate=validate
+    )
+    status = service.key_status(_user(), provider.id)
+    return jsonify(payloads.key_status(status)), 201 if created else 200
+
+
+@bp.post("/api-keys/validate/<provider>")
+@login_required
+@limiter.limit(_limit("RATELIMIT_VALIDATE"), key_func=user_rate_key)
+def validate_key(provider: str):
+    deep = fields(json_body(), optional={"deep": bool}).get("deep", False)
+    validation.validate_key(_user(), provider, deep=deep, info=request_info())
+    return jsonify(payloads.key_status(service.key_status(_user(), provider)))
+
+
+@bp.get("/api-keys/status")
+@login_required
+def status():
+    fields(json_body())
+    statuses = service.list_status(_user())
+    return jsonify(providers=[payloads.key_status(s) for s in statuses])
+
+
+@bp.delete("/api-keys/<provider>")
+@login_required
+def delete_key(provider: str):
+    fields(json_body())
+    service.delete_key(_user(), provider, info=request_info())
+    return jsonify(payloads.key_status(service.key_status(_user(), provider)))
+
+
+@bp.delete("/api-keys/")
+@login_required
+def clear_keys():
+    fields(json_body())
+    return jsonify(deleted=service.clear_keys(_user(), info=request_info()))
+
+
+def _global_key_actor() -> User | None:
+    """Who may set a global key: the setup token's holder (None) or a signed-in admin."""
+    token = request.headers.get(SETUP_TOKEN_HEADER)
+    if token is not None:
+        setup.check_token(token, info=request_info())
+        return None
+    csrf.protect()  # from here on the session cookie is the credential
+    if not current_user.is_authenticated:
+        abort(401)
+    require_admin(current_user, "api.set_initial", info=request_info())
+    return _user()
+
+
+@bp.post("/api-keys/set-initial")
+@csrf.exempt
+@limiter.limit(_limit("RATELIMIT_SETUP"), key_func=_ip)
+def set_initial():
+    actor = _global_key_actor()  # before reading the body: strangers learn nothing from it
+    provider, api_key, extra, validate = _key_submission()
+    _, created = global_keys.save_global_key(
+        provider.id, api_key, extra, actor=actor, info=request_info(), validate=validate
+    )
+    status = global_keys.global_status(provider.id)
+    return jsonify(payloads.global_key_status(status)), 201 if created else 200
+
+
+def _may_see_global_keys() -> bool:
+    token = request.headers.get(SETUP_TOKEN_HEADER)
+    if token is not None:
+        setup.check_token(token, info=request_info())
+        return True
+    return bool(current_user.is_authenticated and current_user.is_admin)
+
+
+@bp.get("/api-keys/status-initial")
+def status_initial():
+    fields(json_body())
+    body: dict[str, Any] = {"setup_complete": setup.setup_finished()}
+    if _may_see_global_keys():
+        body["providers"] = [
+            payloads.global_key_status(g) for g in global_keys.list_global_status()
+        ]
+    return jsonify(body)
