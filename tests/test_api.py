@@ -462,6 +462,23 @@ def test_rate_limited_calls_get_429_with_retry_after(make_app):
     assert 0 < int(response.headers["Retry-After"]) <= 60
 
 
+def test_setup_token_guesses_are_rate_limited(make_app):
+    app = make_app(fresh=True, RATELIMIT_ENABLED=True, RATELIMIT_SETUP="3/minute")
+    client = app.test_client()
+    guess = {"X-Setup-Token": "khs_guess"}
+    codes = [
+        client.get("/api/api-keys/status-initial", headers=guess).status_code for _ in range(4)
+    ]
+    assert codes == [403, 403, 403, 429]
+    body = {"provider": "groq", "api_key": fake_key("groq")}
+    refused = client.post("/api/api-keys/set-initial", json=body, headers=guess, csrf=False)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    form = client.post("/setup/token", data={"token": "khs_guess"})  # the same budget
+    assert form.status_code == 429
+    # Asking whether setup is finished, without a token, is not a guess.
+    assert client.get("/api/api-keys/status-initial").status_code == 200
+
+
 def test_an_unexpected_failure_is_a_clean_500(make_app, monkeypatch):
     app = make_app(PROPAGATE_EXCEPTIONS=False)
     client = app.test_client()

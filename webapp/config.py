@@ -99,6 +99,12 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_REGISTER": os.environ.get("RATELIMIT_REGISTER", "5/minute;20/hour"),
         "RATELIMIT_KEY_WRITE": os.environ.get("RATELIMIT_KEY_WRITE", "60/hour"),
         "RATELIMIT_VALIDATE": os.environ.get("RATELIMIT_VALIDATE", "30/hour"),
+        # A rate-limit store that goes away (Redis restarting) degrades to per-process
+        # counting instead of failing every request.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        # Monitoring: repeated login failures for one account are logged as warnings.
+        "LOGIN_FAILURE_WINDOW": _env_int("LOGIN_FAILURE_WINDOW", 15 * 60),
+        "LOGIN_FAILURE_WARN_AFTER": _env_int("LOGIN_FAILURE_WARN_AFTER", 5),
         "RATELIMIT_SETUP": os.environ.get("RATELIMIT_SETUP", "10/minute;50/hour"),
         "TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),

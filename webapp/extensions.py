@@ -10,7 +10,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-from webapp.ratelimit import default_rate_key
+from webapp.ratelimit import default_limit, default_rate_key, on_breach
 
 
 class Base(DeclarativeBase):
@@ -30,4 +30,6 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=default_rate_key)
+# The default limit and the breach handler are given here, not through config: Flask-Limiter
+# keeps the first app's config values for good, and each app must get its own.
+limiter = Limiter(key_func=default_rate_key, default_limits=[default_limit], on_breach=on_breach)

@@ -29,15 +29,15 @@ class JSONFormatter(logging.Formatter):
 
 
 def configure(app: Flask) -> None:
-    handler_exists = any(getattr(h, "_keyhold", False) for h in logging.getLogger().handlers)
-    if handler_exists:
-        return
-    handler = logging.StreamHandler()
-    handler._keyhold = True  # type: ignore[attr-defined]
+    """One handler on the ``webapp`` logger, in the format the newest app asks for."""
+    webapp_logger = logging.getLogger("webapp")
+    handler = next((h for h in webapp_logger.handlers if getattr(h, "_keyhold", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler()
+        handler._keyhold = True  # type: ignore[attr-defined]
+        webapp_logger.addHandler(handler)
     if app.config["LOG_FORMAT"] == "json":
         handler.setFormatter(JSONFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    webapp_logger = logging.getLogger("webapp")
-    webapp_logger.addHandler(handler)
     webapp_logger.setLevel(logging.INFO)

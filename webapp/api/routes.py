@@ -24,6 +24,7 @@ from webapp.keys import global_keys, service
 from webapp.providers.catalog import Provider, all_providers
 from webapp.ratelimit import user_rate_key
 from webapp.setup import service as setup
+from webapp.setup.limits import token_guesses
 from webapp.validation import service as validation
 from webapp.web import request_info
 
@@ -37,10 +38,6 @@ EXTRA_FIELDS = {spec.name: str for p in all_providers() for spec in p.extra_fiel
 
 def _limit(name: str):
     return lambda: current_app.config[name]
-
-
-def _ip() -> str:
-    return request_info().ip or "unknown"
 
 
 def _user() -> User:
@@ -151,7 +148,7 @@ def _global_key_actor() -> User | None:
 
 @bp.post("/api-keys/set-initial")
 @csrf.exempt
-@limiter.limit(_limit("RATELIMIT_SETUP"), key_func=_ip)
+@token_guesses()
 def set_initial():
     actor = _global_key_actor()  # before reading the body: strangers learn nothing from it
     provider, api_key, extra, validate = _key_submission()
@@ -171,6 +168,7 @@ def _may_see_global_keys() -> bool:
 
 
 @bp.get("/api-keys/status-initial")
+@token_guesses(exempt_when=lambda: SETUP_TOKEN_HEADER not in request.headers)
 def status_initial():
     fields(json_body())
     body: dict[str, Any] = {"setup_complete": setup.setup_finished()}

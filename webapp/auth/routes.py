@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -17,17 +16,14 @@ from flask_login import current_user, login_required, login_user, logout_user
 from webapp.auth import services
 from webapp.auth.forms import LoginForm, PasswordChangeForm, RegisterForm, normalise_email
 from webapp.extensions import limiter
+from webapp.ratelimit import account_rate_key, configured, ip_rate_key, user_rate_key
 from webapp.web import form_status, no_store, request_info, safe_next
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 
 def _login_account_key() -> str:
-    return "login-account:" + (normalise_email(request.form.get("email", "")) or "")
-
-
-def _limit(name: str):
-    return lambda: current_app.config[name]
+    return account_rate_key(normalise_email(request.form.get("email", "")))
 
 
 def _start_session(user, remember: bool) -> None:
@@ -36,7 +32,7 @@ def _start_session(user, remember: bool) -> None:
 
 
 @bp.route("/register", methods=["GET", "POST"])
-@limiter.limit(_limit("RATELIMIT_REGISTER"), methods=["POST"])
+@limiter.limit(configured("RATELIMIT_REGISTER"), methods=["POST"], key_func=ip_rate_key)
 def register():
     if current_user.is_authenticated:
         return redirect(url_for("keys.dashboard"))
@@ -54,8 +50,8 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_limit("RATELIMIT_LOGIN_IP"), methods=["POST"], key_func=lambda: request_info().ip)
-@limiter.limit(_limit("RATELIMIT_LOGIN_ACCOUNT"), methods=["POST"], key_func=_login_account_key)
+@limiter.limit(configured("RATELIMIT_LOGIN_IP"), methods=["POST"], key_func=ip_rate_key)
+@limiter.limit(configured("RATELIMIT_LOGIN_ACCOUNT"), methods=["POST"], key_func=_login_account_key)
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("keys.dashboard"))
@@ -81,6 +77,8 @@ def logout():
 
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
+# Checking the current password is a guessing oracle for whoever holds a stolen session.
+@limiter.limit(configured("RATELIMIT_LOGIN_ACCOUNT"), methods=["POST"], key_func=user_rate_key)
 @no_store
 def change_password():
     form = PasswordChangeForm()

@@ -6,7 +6,8 @@ import logging
 
 from sqlalchemy.exc import IntegrityError
 
-from webapp.audit.service import RequestInfo, record
+from webapp import monitoring
+from webapp.audit.service import RequestInfo, audited, record
 from webapp.auth.models import User, check_unknown_password
 from webapp.db_types import utcnow
 from webapp.extensions import db
@@ -49,40 +50,42 @@ def authenticate(email: str, password: str, *, info: RequestInfo | None = None) 
     user = find_user(email)
     ok = user.check_password(password) if user else check_unknown_password(password)
     if user is None or not ok:
+        reason = "bad_password" if user else "unknown_email"
+        subject_id = user.id if user else None
         record(
             "auth.login",
             outcome="denied",
-            subject_id=user.id if user else None,
+            subject_id=subject_id,
             info=info,
-            details={"reason": "bad_password" if user else "unknown_email"},
+            details={"reason": reason},
         )
         db.session.commit()
-        log.warning(
-            "login failed",
-            extra={
-                "event": "login_failed",
-                "user_id": user.id if user else None,
-                "ip": info.ip if info else None,
-            },
-        )
+        monitoring.login_failed(subject_id, info.ip if info else None, reason)
         return None
-    user.last_login_at = utcnow()
-    record("auth.login", actor_id=user.id, info=info)
-    db.session.commit()
+    with audited("auth.login", actor_id=user.id, info=info):
+        user.last_login_at = utcnow()
+        record("auth.login", actor_id=user.id, info=info)
     return user
 
 
 def logout(user: User, *, info: RequestInfo | None = None) -> None:
-    record("auth.logout", actor_id=user.id, info=info)
-    db.session.commit()
+    with audited("auth.logout", actor_id=user.id, info=info):
+        record("auth.logout", actor_id=user.id, info=info)
 
 
 def change_password(user: User, current: str, new: str, *, info: RequestInfo | None = None) -> bool:
     if not user.check_password(current):
         record("auth.password_change", outcome="denied", actor_id=user.id, info=info)
         db.session.commit()
+        monitoring.security_event(
+            "auth.password_change_denied",
+            "password change refused: wrong current password",
+            user_id=user.id,
+            ip=info.ip if info else None,
+            reason="bad_password",
+        )
         return False
-    user.set_password(new)
-    record("auth.password_change", actor_id=user.id, info=info)
-    db.session.commit()
+    with audited("auth.password_change", actor_id=user.id, info=info):
+        user.set_password(new)
+        record("auth.password_change", actor_id=user.id, info=info)
     return True

@@ -26,6 +26,7 @@ from webapp.extensions import limiter
 from webapp.keys import global_keys
 from webapp.setup import service
 from webapp.setup.forms import AdminAccountForm, SetupTokenForm
+from webapp.setup.limits import token_guesses
 from webapp.web import form_status, no_store, request_info
 
 bp = Blueprint("setup", __name__, url_prefix="/setup")
@@ -80,7 +81,7 @@ def index():
 
 
 @bp.post("/token")
-@limiter.limit(lambda: current_app.config["RATELIMIT_SETUP"], key_func=lambda: request_info().ip)
+@token_guesses()
 @no_store
 def token():
     form = SetupTokenForm()

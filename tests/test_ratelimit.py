@@ -1,0 +1,260 @@
+"""Rate limits as a client meets them: 429 with Retry-After, per IP and per account,
+proxy headers trusted only when configured, and one count shared through Redis.
+
+Limits are off in every other test; each test here builds its own app with
+them on. Flask-Limiter is one object per process, so an app with limits off
+must not be built after one with them on in the same test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import PASSWORD, AuthActions
+from webapp.audit.models import AuditEvent
+from webapp.auth.services import find_user
+from webapp.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
+#: CI runs the suite with Redis as the store; locally memory:// unless told otherwise
+STORE = os.environ.get("RATELIMIT_STORAGE_URI") or "memory://"
+SHARED_STORE = "redis://127.0.0.1:6379/13"
+WRONG = "not the password at all"
+
+
+def _drop_keys(uri: str, prefix: str) -> None:
+    client = redis.Redis.from_url(uri)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def limited(make_app):
+    """``limited(**config)``: an app with limits on, counting in a store of its own."""
+    prefixes: list[str] = []
+
+    def factory(store: str = STORE, **config):
+        prefix = f"keyhold-test-{uuid.uuid4().hex}"
+        prefixes.append(prefix)
+        config.setdefault("RATELIMIT_LOGIN_IP", "100/minute")
+        config.setdefault("RATELIMIT_LOGIN_ACCOUNT", "100/minute")
+        return make_app(
+            RATELIMIT_ENABLED=True,
+            RATELIMIT_STORAGE_URI=store,
+            RATELIMIT_STORAGE_OPTIONS={"key_prefix": prefix},
+            **config,
+        )
+
+    yield factory
+    for store in {STORE, SHARED_STORE}:
+        if store.startswith("redis://"):
+            for prefix in prefixes:
+                _drop_keys(store, prefix)
+
+
+def register(app, email: str = "alice@example.com") -> None:
+    client = app.test_client()
+    assert AuthActions(client).register(email).status_code == 302
+
+
+def login(client, email: str = "alice@example.com", password: str = WRONG, ip: str | None = None):
+    headers = {"X-Forwarded-For": ip} if ip else {}
+    return client.post("/auth/login", data={"email": email, "password": password}, headers=headers)
+
+
+def audit_rows(app, action: str) -> list[AuditEvent]:
+    with app.app_context():
+        db.session.remove()
+        rows = db.session.scalars(
+            db.select(AuditEvent).filter_by(action=action).order_by(AuditEvent.id)
+        ).all()
+        db.session.expunge_all()
+        return list(rows)
+
+
+def assert_limited_page(response) -> None:
+    assert response.status_code == 429
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    html = response.get_data(as_text=True)
+    assert "Slow down" in html and "Too many requests" in html
+
+
+def test_the_attempt_after_the_limit_gets_429_with_retry_after(limited, caplog):
+    caplog.set_level(logging.INFO, logger="webapp")
+    app = limited(RATELIMIT_LOGIN_IP="3/minute")
+    register(app)
+    client = app.test_client()
+    for _ in range(3):
+        assert login(client).status_code == 400
+    assert_limited_page(login(client))
+    assert_limited_page(login(client, password=PASSWORD))  # even the right password waits
+
+    # The refused attempts never reached the password check...
+    assert len([r for r in audit_rows(app, "auth.login") if r.outcome == "denied"]) == 3
+    # ...and a run of refusals is one audit row, not one per request.
+    (hit,) = audit_rows(app, "ratelimit.hit")
+    assert (hit.outcome, hit.actor_user_id, hit.ip) == ("denied", None, "127.0.0.1")
+    assert hit.details == {"limit": "3 per 1 minute", "kind": "ip", "endpoint": "auth.login"}
+    logged = [r for r in caplog.records if getattr(r, "event", None) == "ratelimit.hit"]
+    assert len(logged) == 2 and logged[0].levelno == logging.WARNING
+    assert logged[0].ip == "127.0.0.1" and "ip limit 3 per 1 minute" in logged[0].reason
+    assert all(PASSWORD not in str(r.__dict__) for r in caplog.records)
+
+
+def test_the_account_limit_holds_across_addresses(limited):
+    app = limited(RATELIMIT_LOGIN_ACCOUNT="3/minute", TRUSTED_PROXIES=1)
+    register(app)
+    register(app, "bob@example.com")
+    client = app.test_client()
+    for n in range(3):
+        assert login(client, ip=f"203.0.113.{n}").status_code == 400
+    assert_limited_page(login(client, ip="198.51.100.7"))
+    assert_limited_page(login(client, "ALICE@example.com ", ip="198.51.100.8"))
+    # Another account is not locked by the attack on Alice's.
+    assert login(client, "bob@example.com", ip="198.51.100.9").status_code == 400
+    # Alice sees the attempts on her account in her own history.
+    (hit,) = audit_rows(app, "ratelimit.hit")
+    with app.app_context():
+        assert hit.subject_user_id == find_user("alice@example.com").id
+    assert hit.details["kind"] == "login-account"
+    assert "alice" not in json.dumps(hit.details)
+
+
+def test_forwarded_for_is_ignored_without_trusted_proxies(limited):
+    app = limited(RATELIMIT_LOGIN_IP="3/minute")
+    client = app.test_client()
+    for n in range(3):
+        response = login(client, f"user{n}@example.com", ip=f"203.0.113.{n}")
+        assert response.status_code == 400
+    assert login(client, "user9@example.com", ip="203.0.113.99").status_code == 429
+    ips = {row.ip for row in audit_rows(app, "auth.login")}
+    assert ips == {"127.0.0.1"}  # the header was not believed anywhere
+
+
+def test_forwarded_for_is_honoured_behind_a_trusted_proxy(limited):
+    app = limited(RATELIMIT_LOGIN_IP="3/minute", TRUSTED_PROXIES=1)
+    client = app.test_client()
+    for n in range(6):
+        assert login(client, f"user{n}@example.com", ip=f"203.0.113.{n}").status_code == 400
+    assert {row.ip for row in audit_rows(app, "auth.login")} == {f"203.0.113.{n}" for n in range(6)}
+    # One client behind the proxy is still limited by its own address.
+    for n in range(2):
+        assert login(client, f"other{n}@example.com", ip="203.0.113.0").status_code == 400
+    assert login(client, "other9@example.com", ip="203.0.113.0").status_code == 429
+    # With two proxies configured, the address two hops back is the client's.
+    two = limited(TRUSTED_PROXIES=2)
+    login(two.test_client(), "x@example.com", ip="192.0.2.1, 203.0.113.50")
+    assert audit_rows(two, "auth.login")[-1].ip == "192.0.2.1"
+
+
+def test_registration_is_limited_per_address(limited):
+    app = limited(RATELIMIT_REGISTER="2/minute")
+    client = app.test_client()
+    auth = AuthActions(client)
+    assert auth.register("a@example.com").status_code == 302
+    auth.logout()
+    assert auth.register("b@example.com").status_code == 302
+    auth.logout()
+    assert auth.register("c@example.com").status_code == 429
+    with app.app_context():
+        assert find_user("c@example.com") is None
+
+
+def test_key_writes_are_limited_per_user(limited, emulator):
+    app = limited(RATELIMIT_KEY_WRITE="2/hour")
+    alice, bob = app.test_client(), app.test_client()
+    AuthActions(alice).register("alice@example.com")
+    AuthActions(bob).register("bob@example.com")
+
+    def save(client):
+        return client.post("/keys/groq", data={"api_key": emulator.valid_key("groq")})
+
+    assert [save(alice).status_code for _ in range(2)] == [302, 302]
+    response = save(alice)
+    assert response.status_code == 429 and "Retry-After" in response.headers
+    assert save(bob).status_code == 302
+
+
+def test_api_answers_429_in_json_and_pages_in_html(limited):
+    app = limited(RATELIMIT_DEFAULT="2/minute")
+    client = app.test_client()
+    AuthActions(client).register()
+    for _ in range(2):
+        assert client.get("/api/providers").status_code == 200
+    response = client.get("/api/providers")
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) > 0
+    assert response.get_json()["error"]["code"] == "rate_limited"
+    for _ in range(2):
+        assert client.get("/keys/").status_code == 200
+    assert_limited_page(client.get("/keys/"))
+
+
+def test_password_checks_are_limited_for_a_signed_in_session(limited):
+    app = limited(RATELIMIT_LOGIN_ACCOUNT="2/minute")
+    client = app.test_client()
+    AuthActions(client).register()
+    data = {"current": "wrong password here", "password": PASSWORD, "confirm": PASSWORD}
+    for _ in range(2):
+        assert client.post("/auth/password", data=data).status_code == 400
+    assert client.post("/auth/password", data=data).status_code == 429
+
+
+def test_limits_are_off_when_disabled(make_app):
+    app = make_app()
+    client = app.test_client()
+    register(app)
+    assert {login(client).status_code for _ in range(15)} == {400}
+
+
+def _other_process(db_url: str, config: dict, attempts: int) -> list[int]:
+    job = {"db_url": db_url, "config": config, "email": "alice@example.com", "attempts": attempts}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.ratelimit_process"],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_two_app_instances_share_the_count_through_redis(limited, db_url, tmp_path):
+    redis.Redis.from_url(SHARED_STORE).ping()  # Redis must be there: this test cannot skip
+    config = {
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_LOGIN_ACCOUNT": "4/minute",
+        "RATELIMIT_LOGIN_IP": "100/minute",
+        "SETUP_TOKEN_FILE": str(tmp_path / "setup-token"),
+    }
+    app = limited(SHARED_STORE, RATELIMIT_LOGIN_ACCOUNT="4/minute")
+    register(app)
+    client = app.test_client()
+    assert [login(client).status_code for _ in range(2)] == [400, 400]
+    prefix = app.config["RATELIMIT_STORAGE_OPTIONS"]["key_prefix"]
+    shared = {
+        **config,
+        "RATELIMIT_STORAGE_URI": SHARED_STORE,
+        "RATELIMIT_STORAGE_OPTIONS": {"key_prefix": prefix},
+    }
+    # The other process sees the two attempts made here, so its third is over the limit...
+    assert _other_process(db_url, shared, 3) == [400, 400, 429]
+    # ...and this process sees the ones made there.
+    assert login(client).status_code == 429
+    # Control: with per-process memory stores, neither process knows of the other.
+    alone = {**config, "RATELIMIT_STORAGE_URI": "memory://"}
+    assert _other_process(db_url, alone, 3) == [400, 400, 400]
