@@ -21,6 +21,12 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.conftest import ADMIN_EMAIL, AuthActions
+from webapp.auth.services import find_user
+from webapp.keys.service import store_key
+from webapp.tokens import service as token_service
+from webapp.tokens.policy import SCOPES
+
+BASE_URL = "https://llm.example.com/v1"
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 CHECKS = [
@@ -105,6 +111,37 @@ def _signed_in_admin(app) -> tuple[dict[str, str], dict[str, str]]:
     return cookies, {"X-CSRFToken": token, "User-Agent": agent}
 
 
+def _admin_tokens(app) -> dict:
+    """An access token with every scope for the admin, and a token of theirs for each
+    operation that needs one to exist (its id replaces the documented example's)."""
+    with app.app_context():
+        admin = find_user(ADMIN_EMAIL)
+        everything = token_service.clean_spec("fuzz", list(SCOPES), 1, [])
+        token = token_service.create_token(admin, everything).token
+        ids = [token_service.create_token(admin, everything).row.id for _ in range(2)]
+    return {
+        "bearer": token,
+        "path": {
+            "POST /api/tokens/{token_id}/rotate": {"token_id": ids[0]},
+            "DELETE /api/tokens/{token_id}": {"token_id": ids[1]},
+        },
+    }
+
+
+def _restore_admin_key(app) -> None:
+    """The admin's own key for the example provider, which earlier operations may delete."""
+    with app.app_context():
+        store_key(
+            find_user(ADMIN_EMAIL), "custom", "gw-example-0123456789abcdef", {"base_url": BASE_URL}
+        )
+
+
+def _token_only(case) -> bool:
+    """Whether the operation takes an access token and no browser session."""
+    security = case.operation.definition.raw.get("security") or []
+    return bool(security) and not any("session" in option for option in security)
+
+
 def _credentials(case, auth: dict) -> dict:
     """The admin's cookie and CSRF header, except where the case deliberately breaks them.
 
@@ -118,6 +155,10 @@ def _credentials(case, auth: dict) -> dict:
         if part.mode.is_negative
     }
     kwargs: dict = {"headers": {"User-Agent": auth["headers"]["User-Agent"]}}
+    if _token_only(case):
+        if ParameterLocation.HEADER not in negated:
+            kwargs["headers"]["Authorization"] = f"Bearer {auth['bearer']}"
+        return kwargs
     if ParameterLocation.HEADER not in negated:
         kwargs["headers"] = auth["headers"]
     if ParameterLocation.COOKIE not in negated:
@@ -125,8 +166,13 @@ def _credentials(case, auth: dict) -> dict:
     return kwargs
 
 
-def _run(strategy, examples: int, checks: list, auth: dict, calls: list) -> None:
-    """Call the app with ``examples`` cases drawn from ``strategy``; raise on the first failure."""
+def _run(
+    strategy, examples: int, checks: list, auth: dict, calls: list, path: dict | None = None
+) -> None:
+    """Call the app with ``examples`` cases drawn from ``strategy``; raise on the first failure.
+
+    ``path`` replaces the path parameters it names for an operation (ids of things that exist).
+    """
 
     @settings(
         max_examples=examples,
@@ -138,6 +184,8 @@ def _run(strategy, examples: int, checks: list, auth: dict, calls: list) -> None
     )
     @given(case=strategy)
     def run(case) -> None:
+        for name, value in (path or {}).get(case.operation.label, {}).items():
+            case.path_parameters[name] = value
         response = case.call(**_credentials(case, auth))
         calls.append((case.operation.label, response.status_code))
         case.validate_response(response, checks=checks)
@@ -148,14 +196,15 @@ def _run(strategy, examples: int, checks: list, auth: dict, calls: list) -> None
 def test_fuzzing_finds_no_server_error_and_no_answer_off_the_schema(fuzz_app):
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", fuzz_app)
     cookies, headers = _signed_in_admin(fuzz_app)
-    auth = {"headers": headers, "cookies": cookies}
+    auth = {"headers": headers, "cookies": cookies, **_admin_tokens(fuzz_app)}
     calls: list[tuple[str, int]] = []
     started = time.monotonic()
     for result in schema.get_all_operations():
         operation = result.ok()
+        _restore_admin_key(fuzz_app)
         # The document's examples first: they take the paths that succeed.
         for example in operation.get_strategies_from_examples():
-            _run(example, 1, CHECKS, auth, calls)
+            _run(example, 1, CHECKS, auth, calls, path=auth["path"])
         positive = operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
         _run(positive, EXAMPLES[GenerationMode.POSITIVE], CHECKS, auth, calls)
         raw = operation.definition.raw

@@ -43,6 +43,7 @@ def create_app(config_overrides: dict[str, Any] | None = None) -> Flask:
     register_proxy_fix(app)
     register_extensions(app)
     register_blueprints(app)
+    register_access_tokens(app)
     register_errorhandlers(app)
     register_cli(app)
     register_security_headers(app)
@@ -119,6 +120,16 @@ def register_blueprints(app: Flask) -> None:
     @app.get("/")
     def index():
         return redirect(url_for("keys.dashboard"))
+
+
+def register_access_tokens(app: Flask) -> None:
+    from webapp.tokens import bearer
+    from webapp.tokens.api import bp as tokens_api_bp
+    from webapp.tokens.routes import bp as tokens_bp
+
+    bearer.init_app(app)
+    app.register_blueprint(tokens_bp)
+    app.register_blueprint(tokens_api_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -89,6 +89,23 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": True,
+        # CSRF is checked by webapp.tokens.bearer instead, on every request that is
+        # not authenticated by an access token alone (those carry no cookies to forge).
+        "WTF_CSRF_CHECK_DEFAULT": False,
+        # Personal access tokens.
+        "TOKEN_DEFAULT_EXPIRY_DAYS": _env_int("TOKEN_DEFAULT_EXPIRY_DAYS", 90),
+        "TOKEN_MAX_EXPIRY_DAYS": _env_int("TOKEN_MAX_EXPIRY_DAYS", 365),
+        "TOKEN_ALLOW_NO_EXPIRY": _env_bool("TOKEN_ALLOW_NO_EXPIRY", False),
+        "TOKEN_ROTATION_GRACE_HOURS": _env_int("TOKEN_ROTATION_GRACE_HOURS", 24),
+        "TOKEN_MAX_GRACE_HOURS": _env_int("TOKEN_MAX_GRACE_HOURS", 168),
+        "TOKEN_MAX_PER_USER": _env_int("TOKEN_MAX_PER_USER", 50),
+        # Whether keys:resolve may hand out the admin's global fallback key in plaintext.
+        "TOKEN_RESOLVE_GLOBAL_KEYS": _env_bool("TOKEN_RESOLVE_GLOBAL_KEYS", False),
+        "RATELIMIT_TOKEN": os.environ.get("RATELIMIT_TOKEN", "300/minute"),
+        "RATELIMIT_TOKEN_WRITE": os.environ.get("RATELIMIT_TOKEN_WRITE", "30/hour"),
+        "RATELIMIT_TOKEN_FAILURES": os.environ.get(
+            "RATELIMIT_TOKEN_FAILURES", "20/minute;100/hour"
+        ),
         # Rate limiting (Flask-Limiter reads the RATELIMIT_* names itself).
         "RATELIMIT_ENABLED": _env_bool("RATELIMIT_ENABLED", True),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
@@ -105,6 +122,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # Monitoring: repeated login failures for one account are logged as warnings.
         "LOGIN_FAILURE_WINDOW": _env_int("LOGIN_FAILURE_WINDOW", 15 * 60),
         "LOGIN_FAILURE_WARN_AFTER": _env_int("LOGIN_FAILURE_WARN_AFTER", 5),
+        "AUDIT_PAGE_SIZE": 50,
         "RATELIMIT_SETUP": os.environ.get("RATELIMIT_SETUP", "10/minute;50/hour"),
         "TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),

@@ -15,6 +15,8 @@ EXPIRED = "expired"
 REVOKED = "revoked"
 ROTATING = "rotating"  # replaced, still accepted until grace_until
 REPLACED = "replaced"
+#: the id in URLs: past the largest database integer is a 404, not a database error
+URL_ID = "<int(min=1, max=2147483647):token_id>"
 
 
 class AccessToken(db.Model):

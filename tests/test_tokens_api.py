@@ -1,0 +1,309 @@
+"""Managing tokens through the JSON API, and resolving keys with one."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import AuthActions
+from tests.fakekeys import fake_key
+from tests.helpers import store
+from tests.token_helpers import (
+    ALICE,
+    BOB,
+    audit_rows,
+    call,
+    error_code,
+    issue,
+    token_row,
+)
+from webapp.db_types import utcnow
+from webapp.extensions import db
+from webapp.keys import global_keys
+from webapp.tokens import format as token_format
+
+PAYLOAD_FIELDS = {
+    "id",
+    "name",
+    "hint",
+    "scopes",
+    "state",
+    "created_at",
+    "expires_at",
+    "allowed_ips",
+    "last_used_at",
+    "last_used_ip",
+    "use_count",
+    "revoked_at",
+    "grace_until",
+    "replaced_by_id",
+}
+
+
+@pytest.fixture
+def alice(app, user_client):
+    return user_client(ALICE)
+
+
+def create(client, **body):
+    return client.post("/api/tokens", json={"name": "deploy bot", **body})
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def test_creating_a_token_shows_it_once(app, alice):
+    response = create(alice, scopes=["keys:read", "keys:write"], allowed_ips=["2001:db8::/32"])
+    assert response.status_code == 201
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.get_json()
+    token = body["token"]
+    assert token_format.check(token) == token
+    payload = body["access_token"]
+    assert set(payload) == PAYLOAD_FIELDS
+    assert payload["hint"] == token[:8] and payload["state"] == "active"
+    assert payload["scopes"] == ["keys:read", "keys:write"]
+    assert payload["allowed_ips"] == ["2001:db8::/32"]
+    expires = parse_time(payload["expires_at"]) - utcnow()
+    assert timedelta(days=89) < expires <= timedelta(days=90)  # the default lifetime
+    listed = alice.get("/api/tokens")
+    assert listed.get_json()["tokens"] == [payload]
+    assert token not in listed.get_data(as_text=True)
+    [created] = audit_rows(app, "token.create")
+    assert created.actor_user_id == token_row(app, payload["id"]).user_id
+    assert created.details["hint"] == token[:8] and token not in str(created.details)
+
+
+def test_defaults_read_only_and_resolve_must_be_chosen(app, alice):
+    payload = create(alice).get_json()["access_token"]
+    assert payload["scopes"] == ["keys:read"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"scopes": ["keys:admin"]}, "scopes"),
+        ({"scopes": []}, "scopes"),
+        ({"expires_in_days": 0}, "expires_in_days"),
+        ({"expires_in_days": 366}, "expires_in_days"),
+        ({"no_expiry": True}, "expires_in_days"),
+        ({"allowed_ips": ["10.0.0.1/8"]}, "allowed_ips"),
+        ({"allowed_ips": ["example.com"]}, "allowed_ips"),
+        ({"allowed_ips": [f"10.0.0.{i}" for i in range(40)]}, "allowed_ips"),
+        ({"name": "   "}, "name"),
+        ({"name": "x" * 101}, "name"),
+        ({"name": "tab\there"}, "name"),
+    ],
+)
+def test_bad_requests_are_refused_with_the_field_named(app, alice, body, field):
+    response = create(alice, **body)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_input" and field in error["fields"]
+    assert alice.get("/api/tokens").get_json()["tokens"] == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"scopes": "keys:read"}, {"expires_in_days": "30"}, {"allowed_ips": "10.0.0.1"}, {"x": 1}],
+)
+def test_wrong_types_and_unknown_fields_are_a_400(app, alice, body):
+    response = create(alice, **body)
+    assert response.status_code == 400 and error_code(response) == "invalid_body"
+
+
+def test_a_host_address_with_a_prefix_gets_a_suggestion(app, alice):
+    error = create(alice, allowed_ips=["10.0.0.1/8"]).get_json()["error"]
+    assert "did you mean 10.0.0.0/8" in error["fields"]["allowed_ips"]
+
+
+def test_tokens_that_never_expire_only_when_the_admin_allows(make_app, user_client):
+    app = make_app(TOKEN_ALLOW_NO_EXPIRY=True)
+    client = app.test_client()
+    AuthActions(client).register(ALICE)
+    payload = create(client, no_expiry=True).get_json()["access_token"]
+    assert payload["expires_at"] is None and payload["state"] == "active"
+    both = create(client, no_expiry=True, expires_in_days=5)
+    assert both.status_code == 422
+
+
+def test_the_longest_lifetime_is_configurable(make_app):
+    app = make_app(TOKEN_MAX_EXPIRY_DAYS=30, TOKEN_DEFAULT_EXPIRY_DAYS=7)
+    client = app.test_client()
+    AuthActions(client).register(ALICE)
+    assert create(client, expires_in_days=31).status_code == 422
+    payload = create(client).get_json()["access_token"]
+    assert parse_time(payload["expires_at"]) - utcnow() <= timedelta(days=7)
+
+
+def test_a_user_has_at_most_the_configured_number_of_working_tokens(make_app):
+    app = make_app(TOKEN_MAX_PER_USER=2)
+    client = app.test_client()
+    AuthActions(client).register(ALICE)
+    ids = [create(client).get_json()["access_token"]["id"] for _ in range(2)]
+    refused = create(client)
+    assert refused.status_code == 409 and error_code(refused) == "too_many_tokens"
+    # Rotation swaps one for another, so it works at the limit...
+    assert client.post(f"/api/tokens/{ids[0]}/rotate", json={}).status_code == 201
+    client.delete(f"/api/tokens/{ids[1]}", json={})
+    # ...but the old one counts while its grace period lasts: it still works.
+    assert create(client).status_code == 409
+    client.delete(f"/api/tokens/{ids[0]}", json={})
+    assert create(client).status_code == 201
+
+
+def test_rotation_through_the_api(app, alice):
+    first = create(alice, scopes=["keys:read"], expires_in_days=30, allowed_ips=["192.0.2.0/24"])
+    old = first.get_json()
+    response = alice.post(f"/api/tokens/{old['access_token']['id']}/rotate", json={})
+    assert response.status_code == 201 and response.headers["Cache-Control"] == "no-store"
+    body = response.get_json()
+    new, replaced = body["access_token"], body["replaced"]
+    assert body["token"] != old["token"] and token_format.check(body["token"])
+    for same in ("name", "scopes", "allowed_ips"):
+        assert new[same] == old["access_token"][same]
+    assert timedelta(days=29) < parse_time(new["expires_at"]) - utcnow() <= timedelta(days=30)
+    assert replaced["state"] == "rotating" and replaced["replaced_by_id"] == new["id"]
+    grace = parse_time(replaced["grace_until"]) - utcnow()
+    assert timedelta(hours=23) < grace <= timedelta(hours=24)
+    again = alice.post(f"/api/tokens/{replaced['id']}/rotate", json={})
+    assert again.status_code == 409 and error_code(again) == "token_inactive"
+    [rotated] = audit_rows(app, "token.rotate")
+    assert rotated.details["token_id"] == replaced["id"]
+    assert rotated.details["new_token_id"] == new["id"]
+
+
+@pytest.mark.parametrize(("grace", "status"), [(0, 201), (168, 201), (169, 422), (-1, 422)])
+def test_the_grace_period_is_bounded(app, alice, grace, status):
+    token_id = create(alice).get_json()["access_token"]["id"]
+    response = alice.post(f"/api/tokens/{token_id}/rotate", json={"grace_hours": grace})
+    assert response.status_code == status
+    if grace == 0:
+        assert response.get_json()["replaced"]["state"] == "replaced"
+
+
+def test_revoking_through_the_api_is_immediate_and_idempotent(app, alice):
+    body = create(alice).get_json()
+    token, token_id = body["token"], body["access_token"]["id"]
+    script = app.test_client()
+    assert call(script, "GET", "/api/api-keys/status", token).status_code == 200
+    response = alice.delete(f"/api/tokens/{token_id}", json={})
+    assert response.status_code == 200
+    assert response.get_json()["access_token"]["state"] == "revoked"
+    assert call(script, "GET", "/api/api-keys/status", token).status_code == 401
+    assert alice.delete(f"/api/tokens/{token_id}", json={}).status_code == 200
+    assert len(audit_rows(app, "token.revoke")) == 1
+    again = alice.post(f"/api/tokens/{token_id}/rotate", json={})
+    assert again.status_code == 409
+
+
+def test_another_users_tokens_are_not_found(app, alice, user_client):
+    bob = user_client(BOB)
+    token_id = create(alice).get_json()["access_token"]["id"]
+    assert bob.get("/api/tokens").get_json()["tokens"] == []
+    for response in (
+        bob.post(f"/api/tokens/{token_id}/rotate", json={}),
+        bob.delete(f"/api/tokens/{token_id}", json={}),
+    ):
+        assert response.status_code == 404 and error_code(response) == "token_not_found"
+    row = token_row(app, token_id)
+    assert row.revoked_at is None and row.grace_until is None
+
+
+def test_managing_tokens_needs_a_session_and_its_csrf_token(app, alice):
+    assert app.test_client().get("/api/tokens").status_code == 401
+    refused = alice.post("/api/tokens", json={"name": "x"}, csrf=False)
+    assert refused.status_code == 400 and error_code(refused) == "csrf_failed"
+    assert alice.get("/api/tokens").get_json()["tokens"] == []
+
+
+def test_resolve_returns_the_owners_key_to_a_token_with_the_scope(app, alice):
+    key = store(app, ALICE, "groq")
+    _, token = issue(app, scopes=["keys:resolve"])
+    response = call(app.test_client(), "POST", "/api/keys/resolve/groq", token)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.get_json() == {
+        "provider": "groq",
+        "source": "user",
+        "api_key": key,
+        "config": {},
+    }
+    [resolved] = audit_rows(app, "token.resolve")
+    assert resolved.outcome == "ok" and resolved.provider == "groq"
+    assert resolved.details["hint"] == token[:8] and key not in str(resolved.details)
+    assert resolved.details["key_hint"].endswith(key[-4:])
+
+
+def test_resolve_is_refused_without_the_scope_and_to_a_browser(app, alice):
+    key = store(app, ALICE, "groq")
+    _, token = issue(app, scopes=["keys:read", "keys:write", "keys:validate", "audit:read"])
+    no_scope = call(app.test_client(), "POST", "/api/keys/resolve/groq", token)
+    assert no_scope.status_code == 403 and error_code(no_scope) == "insufficient_scope"
+    browser = alice.post("/api/keys/resolve/groq", json={})
+    assert browser.status_code == 403 and error_code(browser) == "token_required"
+    for response in (no_scope, browser):
+        assert key not in response.get_data(as_text=True)
+    [denied] = audit_rows(app, "token.resolve")
+    assert denied.outcome == "denied" and denied.details["reason"] == "token_required"
+
+
+def test_every_resolve_is_audited_even_without_a_key(app, alice):
+    _, token = issue(app, scopes=["keys:resolve"])
+    client = app.test_client()
+    response = call(client, "POST", "/api/keys/resolve/groq", token)
+    assert response.status_code == 404
+    unknown = call(client, "POST", "/api/keys/resolve/nope", token)
+    assert unknown.status_code == 404 and error_code(unknown) == "unknown_provider"
+    [failed] = audit_rows(app, "token.resolve")
+    assert failed.outcome == "failed" and failed.details["reason"] == "no_key"
+
+
+@pytest.mark.parametrize(("allowed", "status"), [(False, 404), (True, 200)])
+def test_global_keys_are_resolved_only_if_the_admin_allows(make_app, allowed, status):
+    app = make_app(TOKEN_RESOLVE_GLOBAL_KEYS=allowed)
+    AuthActions(app.test_client()).register(ALICE)
+    shared = fake_key("groq")
+    with app.app_context():
+        global_keys.save_global_key("groq", shared, {}, actor=None, validate=False)
+    _, token = issue(app, scopes=["keys:resolve"])
+    response = call(app.test_client(), "POST", "/api/keys/resolve/groq", token)
+    assert response.status_code == status
+    assert (shared in response.get_data(as_text=True)) is allowed
+    if not allowed:
+        assert error_code(response) == "no_own_key"
+    [event] = audit_rows(app, "token.resolve")
+    assert event.outcome == ("ok" if allowed else "denied")
+
+
+def test_the_database_holds_no_token_in_plaintext(app, alice):
+    tokens = [create(alice, scopes=["keys:read"]).get_json()["token"] for _ in range(2)]
+    token_id = alice.get("/api/tokens").get_json()["tokens"][0]["id"]
+    tokens.append(alice.post(f"/api/tokens/{token_id}/rotate", json={}).get_json()["token"])
+    tokens.append(issue(app)[1])
+    for token in tokens:
+        call(app.test_client(), "GET", "/api/api-keys/status", token)
+    call(app.test_client(), "GET", "/api/api-keys/status", tokens[0][:-1] + "0")
+    with app.app_context():
+        db.session.remove()
+        dump = "\n".join(
+            str(tuple(row))
+            for table in db.metadata.sorted_tables
+            for row in db.session.execute(text(f"SELECT * FROM {table.name}"))
+        )
+        hashes = set(db.session.scalars(text("SELECT token_hash FROM access_tokens")))
+        url = db.engine.url
+        db.engine.dispose()
+    assert hashes == {hashlib.sha256(t.encode()).hexdigest() for t in tokens}
+    for token in tokens:
+        assert token not in dump and token[8:-6] not in dump and token[4:20] not in dump
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database)
+        raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+        for token in tokens:
+            assert token[8:-6].encode() not in raw

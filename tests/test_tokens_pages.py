@@ -1,0 +1,155 @@
+"""The /tokens page: create (the token is shown once), list, rotate, revoke."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.token_helpers import ALICE, BOB, audit_rows, call, issue, token_row
+from webapp.tokens import format as token_format
+
+TOKEN = re.compile(r'<code id="new-token-value" class="token-value">(khp_[0-9A-Za-z]{38})</code>')
+
+
+@pytest.fixture
+def alice(app, user_client):
+    return user_client(ALICE)
+
+
+def html(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def create(client, **data):
+    form = {"name": "nightly report", "scopes": ["keys:read"], "expires_in": "90", **data}
+    return client.post("/tokens/", data=form)
+
+
+def test_the_nav_leads_to_the_tokens_page(alice):
+    page = html(alice.get("/keys/"))
+    assert 'href="/tokens/"' in page
+    response = alice.get("/tokens/")
+    assert response.status_code == 200 and "You have no access tokens yet." in html(response)
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_new_token_is_shown_once_with_a_copy_button(app, alice):
+    response = create(alice, scopes=["keys:read", "keys:validate"], allowed_ips="192.0.2.0/24\n")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    page = html(response)
+    token = TOKEN.search(page).group(1)
+    assert token_format.check(token) == token
+    assert 'data-copy-target="new-token-value"' in page
+    assert '<script src="/static/js/copy.js"' in page
+    assert "<script>" not in page and "onclick" not in page and "style=" not in page
+    assert "Set-Cookie" not in response.headers or token not in response.headers["Set-Cookie"]
+    listing = html(alice.get("/tokens/"))
+    assert "nightly report" in listing and token[:8] in listing and token not in listing
+    assert "keys:validate" in listing and "Only from 192.0.2.0/24" in listing
+    assert "Never used" in listing
+    assert call(app.test_client(), "GET", "/api/api-keys/status", token).status_code == 403
+    allowed = {"REMOTE_ADDR": "192.0.2.44"}
+    used = call(app.test_client(), "GET", "/api/api-keys/status", token, environ_base=allowed)
+    assert used.status_code == 200
+    assert "from 192.0.2.44" in html(alice.get("/tokens/"))
+
+
+def test_resolve_is_off_unless_ticked(app, alice):
+    token = TOKEN.search(html(create(alice, scopes=["keys:read", "keys:resolve"]))).group(1)
+    [row] = [r for r in audit_rows(app, "token.create")]
+    assert row.details["scopes"] == ["keys:read"]  # keys:resolve is not among the checkboxes
+    ticked = TOKEN.search(html(create(alice, allow_resolve="y"))).group(1)
+    assert token != ticked
+    assert "keys:resolve" in audit_rows(app, "token.create")[1].details["scopes"]
+    page = html(alice.get("/tokens/"))
+    assert "scope-sensitive" in page
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"name": ""}, "Give the token a name"),
+        ({"scopes": []}, "Choose at least one scope."),
+        ({"expires_in": "never"}, "Tokens must expire"),
+        ({"expires_in": "9999"}, "between 1 and 365 days"),
+        ({"allowed_ips": "10.1.2.3/16"}, "did you mean 10.1.0.0/16?"),
+        ({"allowed_ips": "not-an-ip"}, "is not an IP address"),
+    ],
+)
+def test_bad_input_is_shown_on_the_form(app, alice, data, message):
+    response = create(alice, **data)
+    assert response.status_code == 400
+    page = html(response)
+    assert message in page and TOKEN.search(page) is None
+    assert audit_rows(app, "token.create") == []
+
+
+def test_never_is_offered_only_when_allowed(make_app):
+    from tests.conftest import AuthActions
+
+    app = make_app(TOKEN_ALLOW_NO_EXPIRY=True)
+    client = app.test_client()
+    AuthActions(client).register(ALICE)
+    assert '<option value="never">Never</option>' in html(client.get("/tokens/"))
+    page = html(create(client, expires_in="never"))
+    assert TOKEN.search(page) and "<dd>Never</dd>" in page
+
+
+def test_the_default_lifetime_is_preselected(alice):
+    assert '<option selected value="90">90 days</option>' in html(alice.get("/tokens/"))
+    assert 'value="never"' not in html(alice.get("/tokens/"))
+
+
+def test_rotating_shows_the_new_token_and_the_old_ones_grace(app, alice):
+    token_id, old = issue(app)
+    page = html(alice.get(f"/tokens/{token_id}/rotate"))
+    assert "Keep the old token working for" in page and '<option selected value="24">' in page
+    response = alice.post(f"/tokens/{token_id}/rotate", data={"grace_hours": "24"})
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    page = html(response)
+    new = TOKEN.search(page).group(1)
+    assert new != old and "keeps working until" in page and old[:8] in page
+    listing = html(alice.get("/tokens/"))
+    assert "Rotated: still works during grace" in listing
+    assert html(alice.get(f"/tokens/{token_id}/rotate")).count("already rotated") == 1
+    again = alice.post(f"/tokens/{token_id}/rotate", data={"grace_hours": "24"})
+    assert again.status_code == 409 and TOKEN.search(html(again)) is None
+
+
+def test_rotating_without_grace(app, alice):
+    token_id, old = issue(app)
+    page = html(alice.post(f"/tokens/{token_id}/rotate", data={"grace_hours": "0"}))
+    assert "no longer works" in page
+    assert call(app.test_client(), "GET", "/api/api-keys/status", old).status_code == 401
+
+
+def test_a_made_up_grace_period_is_refused(app, alice):
+    token_id, _ = issue(app)
+    response = alice.post(f"/tokens/{token_id}/rotate", data={"grace_hours": "10000"})
+    assert response.status_code == 400 and "grace period" in html(response)
+    assert token_row(app, token_id).grace_until is None
+
+
+def test_revoking_from_the_page(app, alice):
+    token_id, token = issue(app, name="old laptop")
+    assert "It stops working at once" in html(alice.get(f"/tokens/{token_id}/revoke"))
+    response = alice.post(f"/tokens/{token_id}/revoke", follow_redirects=True)
+    assert "was revoked" in html(response)
+    assert token_row(app, token_id).revoked_at is not None
+    assert call(app.test_client(), "GET", "/api/api-keys/status", token).status_code == 401
+    assert "Revoked" in html(alice.get("/tokens/"))
+
+
+def test_pages_refuse_without_csrf_and_for_other_users(app, alice, user_client):
+    token_id, _ = issue(app)
+    assert alice.post(f"/tokens/{token_id}/revoke", csrf=False).status_code == 400
+    assert create(alice, csrf_token="forged").status_code == 400
+    bob = user_client(BOB)
+    for path in (f"/tokens/{token_id}/rotate", f"/tokens/{token_id}/revoke"):
+        assert bob.get(path).status_code == 404
+        assert bob.post(path, data={"grace_hours": "0"}).status_code == 404
+    row = token_row(app, token_id)
+    assert row.revoked_at is None and row.grace_until is None
+    assert app.test_client().get("/tokens/").status_code == 302  # to the login page

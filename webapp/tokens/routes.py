@@ -1,0 +1,76 @@
+"""The /tokens page: list, create (shown once), rotate and revoke personal access tokens."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+
+from webapp.db_types import utcnow
+from webapp.tokens import policy, service
+from webapp.tokens.bearer import write_limit
+from webapp.tokens.forms import RevokeForm, RotateForm, TokenForm
+from webapp.tokens.models import URL_ID
+from webapp.web import form_status, no_store, request_info
+
+bp = Blueprint("tokens", __name__, url_prefix="/tokens")
+
+
+def _issued_page(issued: service.IssuedToken, replaced=None):
+    # Rendered, never redirected: the token must not pass through the session cookie.
+    return render_template("tokens/issued.html", issued=issued, replaced=replaced, now=utcnow())
+
+
+@bp.route("/", methods=["GET", "POST"])
+@login_required
+@write_limit
+@no_store
+def index():
+    form = TokenForm().configure(current_app.config)
+    if form.validate_on_submit():
+        try:
+            spec = service.clean_spec(
+                form.name.data, form.chosen_scopes(), form.chosen_expiry(), form.allowed_ips.data
+            )
+            issued = service.create_token(current_user, spec, info=request_info())
+        except (service.TokenInputError, service.TooManyTokens) as exc:
+            form.form_errors.append(exc.message)
+            for name, message in exc.fields.items():
+                form[{"expires_in_days": "expires_in"}.get(name, name)].errors.append(message)
+        else:
+            return _issued_page(issued)
+    tokens = service.list_tokens(current_user)
+    page = render_template("tokens/index.html", form=form, tokens=tokens, now=utcnow())
+    return page, form_status(form)
+
+
+@bp.route(f"/{URL_ID}/rotate", methods=["GET", "POST"])
+@login_required
+@write_limit
+@no_store
+def rotate(token_id: int):
+    token = service.get_token(current_user, token_id)
+    form = RotateForm().configure(current_app.config)
+    if form.validate_on_submit():
+        grace, problem = policy.clean_grace(form.chosen_grace(), current_app.config)
+        if problem:
+            form.grace_hours.errors.append(problem)
+        else:
+            issued = service.rotate_token(
+                current_user, token.id, grace_hours=grace, info=request_info()
+            )
+            return _issued_page(issued, replaced=service.get_token(current_user, token_id))
+    page = render_template("tokens/rotate.html", token=token, form=form, now=utcnow())
+    return page, form_status(form)
+
+
+@bp.route(f"/{URL_ID}/revoke", methods=["GET", "POST"])
+@login_required
+@no_store
+def revoke(token_id: int):
+    token = service.get_token(current_user, token_id)
+    form = RevokeForm()
+    if form.validate_on_submit():
+        service.revoke_token(current_user, token.id, info=request_info())
+        flash(f"The token {token.name!r} ({token.token_hint}…) was revoked.", "success")
+        return redirect(url_for(".index"))
+    return render_template("tokens/revoke.html", token=token, form=form, now=utcnow())

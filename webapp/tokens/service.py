@@ -1,0 +1,257 @@
+"""Issuing, rotating and revoking personal access tokens.
+
+A token's plaintext exists only in the return value of ``create_token`` and
+``rotate_token``, which the caller shows once; the database keeps its SHA-256
+and its first characters. Each change commits together with its audit row.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import or_, update
+
+from webapp.audit.service import RequestInfo, audited, record
+from webapp.auth.models import User
+from webapp.db_types import utcnow
+from webapp.extensions import db
+from webapp.keys.service import KeyServiceError
+from webapp.tokens import format as token_format
+from webapp.tokens import policy
+from webapp.tokens.models import AccessToken
+
+log = logging.getLogger(__name__)
+
+
+class TokenInputError(KeyServiceError):
+    code = "invalid_input"
+    status = 422
+
+
+class TokenNotFound(KeyServiceError):
+    code = "token_not_found"
+    status = 404
+
+
+class TokenInactive(KeyServiceError):
+    """Rotation asked of a token that is revoked or already replaced."""
+
+    code = "token_inactive"
+    status = 409
+
+
+class TooManyTokens(KeyServiceError):
+    code = "too_many_tokens"
+    status = 409
+
+
+@dataclass(frozen=True)
+class TokenSpec:
+    """A token request that passed every check; build it with ``clean_spec``."""
+
+    name: str
+    scopes: list[str]
+    expires_in_days: int | None
+    allowed_ips: list[str]
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    row: AccessToken
+    token: str  # the plaintext, to be shown once and then forgotten
+
+
+def clean_spec(name: Any, scopes: Any, expires_in_days: Any, allowed_ips: Any) -> TokenSpec:
+    """Check a request for a new token; raise TokenInputError naming every bad field."""
+    config = current_app.config
+    cleaned: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for field, (value, problem) in {
+        "name": policy.clean_name(name),
+        "scopes": policy.clean_scopes(scopes),
+        "expires_in_days": policy.clean_expiry(expires_in_days, config),
+        "allowed_ips": policy.clean_allowed_ips(allowed_ips),
+    }.items():
+        cleaned[field] = value
+        if problem:
+            errors[field] = problem
+    if errors:
+        message = "The token was not created: please correct the marked fields."
+        raise TokenInputError(message, errors)
+    return TokenSpec(**cleaned)
+
+
+def _live(user_id: int) -> Any:
+    now = utcnow()
+    return db.select(AccessToken).where(
+        AccessToken.user_id == user_id,
+        AccessToken.revoked_at.is_(None),
+        or_(AccessToken.expires_at.is_(None), AccessToken.expires_at > now),
+        or_(AccessToken.grace_until.is_(None), AccessToken.grace_until > now),
+    )
+
+
+def _check_limit(user: User, replacing: int | None = None) -> None:
+    limit = current_app.config["TOKEN_MAX_PER_USER"]
+    live_tokens = _live(user.id)
+    if replacing is not None:  # a rotation swaps one token for another
+        live_tokens = live_tokens.where(AccessToken.id != replacing)
+    live = db.session.scalar(db.select(db.func.count()).select_from(live_tokens.subquery()))
+    if live >= limit:
+        db.session.rollback()
+        raise TooManyTokens(f"You already have {live} working tokens; revoke one first.")
+
+
+def _issue(user: User, spec: TokenSpec) -> IssuedToken:
+    token = token_format.generate()
+    now = utcnow()
+    row = AccessToken(
+        user_id=user.id,
+        name=spec.name,
+        token_hint=token_format.hint(token),
+        token_hash=token_format.token_hash(token),
+        scopes=list(spec.scopes),
+        expires_at=policy.expiry_from(now, spec.expires_in_days),
+        allowed_ips=list(spec.allowed_ips),
+        use_count=0,
+        created_at=now,
+    )
+    db.session.add(row)
+    db.session.flush()
+    return IssuedToken(row, token)
+
+
+def _details(row: AccessToken, **extra: Any) -> dict[str, Any]:
+    return {"token_id": row.id, "hint": row.token_hint, **extra}
+
+
+def _when(value: Any) -> str | None:
+    return value.isoformat(timespec="seconds") if value is not None else None
+
+
+def create_token(user: User, spec: TokenSpec, *, info: RequestInfo | None = None) -> IssuedToken:
+    _check_limit(user)
+    with audited("token.create", actor_id=user.id, info=info):
+        issued = _issue(user, spec)
+        row = issued.row
+        record(
+            "token.create",
+            actor_id=user.id,
+            info=info,
+            details=_details(
+                row,
+                name=row.name,
+                scopes=row.scopes,
+                expires_at=_when(row.expires_at),
+                allowed_ips=row.allowed_ips,
+            ),
+        )
+    log.info(
+        "access token %s created for user %s",
+        row.token_hint,
+        user.id,
+        extra={"event": "token.create", "user_id": user.id, "token_id": row.id},
+    )
+    return issued
+
+
+def list_tokens(user: User) -> list[AccessToken]:
+    return list(
+        db.session.scalars(
+            db.select(AccessToken)
+            .filter_by(user_id=user.id)
+            .order_by(AccessToken.created_at.desc(), AccessToken.id.desc())
+        )
+    )
+
+
+def get_token(user: User, token_id: int) -> AccessToken:
+    """The user's own token; another user's is simply not found."""
+    row = db.session.scalar(db.select(AccessToken).filter_by(id=token_id, user_id=user.id))
+    if row is None:
+        raise TokenNotFound("You have no such token.")
+    return row
+
+
+def _locked(user: User, token_id: int) -> AccessToken:
+    query = db.select(AccessToken).filter_by(id=token_id, user_id=user.id).with_for_update()
+    row = db.session.scalar(query)
+    if row is None:
+        raise TokenNotFound("You have no such token.")
+    return row
+
+
+def rotate_token(
+    user: User, token_id: int, *, grace_hours: int, info: RequestInfo | None = None
+) -> IssuedToken:
+    """Issue a successor with the same settings; the old token works for ``grace_hours`` more."""
+    old = _locked(user, token_id)
+    if old.revoked_at is not None or old.grace_until is not None:
+        db.session.rollback()
+        raise TokenInactive("Only a token that is not revoked or already rotated can be rotated.")
+    _check_limit(user, replacing=old.id)
+    spec = TokenSpec(
+        name=old.name,
+        scopes=list(old.scopes),
+        expires_in_days=policy.lifetime_days(old.created_at, old.expires_at, current_app.config),
+        allowed_ips=list(old.allowed_ips),
+    )
+    grace_until = utcnow() + timedelta(hours=grace_hours)
+    if old.expires_at is not None:
+        grace_until = min(grace_until, old.expires_at)
+    with audited("token.rotate", actor_id=user.id, info=info, details=_details(old)):
+        issued = _issue(user, spec)
+        # Conditional, so that of two rotations racing (SQLite has no FOR UPDATE) one fails.
+        claimed = db.session.execute(
+            update(AccessToken)
+            .where(
+                AccessToken.id == old.id,
+                AccessToken.grace_until.is_(None),
+                AccessToken.revoked_at.is_(None),
+            )
+            .values(grace_until=grace_until, replaced_by_id=issued.row.id),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        if claimed != 1:
+            raise TokenInactive("The token was rotated or revoked meanwhile.")
+        record(
+            "token.rotate",
+            actor_id=user.id,
+            info=info,
+            details=_details(
+                old,
+                new_token_id=issued.row.id,
+                new_hint=issued.row.token_hint,
+                grace_until=_when(grace_until),
+            ),
+        )
+    log.info(
+        "access token %s rotated to %s for user %s",
+        old.token_hint,
+        issued.row.token_hint,
+        user.id,
+        extra={"event": "token.rotate", "user_id": user.id, "token_id": old.id},
+    )
+    return issued
+
+
+def revoke_token(user: User, token_id: int, *, info: RequestInfo | None = None) -> AccessToken:
+    """Stop the token at once, grace period or not. Revoking twice changes nothing."""
+    row = _locked(user, token_id)
+    if row.revoked_at is not None:
+        db.session.rollback()
+        return row
+    with audited("token.revoke", actor_id=user.id, info=info, details=_details(row)):
+        row.revoked_at = utcnow()
+        record("token.revoke", actor_id=user.id, info=info, details=_details(row))
+    log.info(
+        "access token %s revoked for user %s",
+        row.token_hint,
+        user.id,
+        extra={"event": "token.revoke", "user_id": user.id, "token_id": row.id},
+    )
+    return row
