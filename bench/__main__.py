@@ -12,6 +12,7 @@ from bench.env import postgres_available, workdir
 from bench.stats import Results, render_table
 
 SUITES = ("crypto", "rotation", "scale", "http", "fanout")
+EXTRA = ("sweep",)  # only when asked for by name
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -27,7 +28,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     suites = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = set(suites) - set(SUITES)
+    unknown = set(suites) - set(SUITES) - set(EXTRA)
     if unknown:
         raise SystemExit(f"unknown suite(s): {', '.join(sorted(unknown))}")
     kinds = ["sqlite"]
@@ -79,6 +80,10 @@ def _run_suite(suite: str, results: Results, folder, kinds: list[str], reps: int
         from bench import fanout
 
         fanout.run(results, folder, reps)
+    elif suite == "sweep":
+        from bench import sweep
+
+        sweep.run(results, folder, reps)
 
 
 if __name__ == "__main__":

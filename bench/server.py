@@ -29,11 +29,10 @@ def _children(pid: int) -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            parent = int(_stat(int(entry.name))[1])
         except OSError:
             continue
-        # The command name may contain spaces; the parent pid follows the closing bracket.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+        if parent == pid:
             found.append(int(entry.name))
     return sorted(found)
 
@@ -56,6 +55,23 @@ class Gunicorn:
 
     def worker_rss(self) -> list[float]:
         return [rss_mib(pid) for pid in self.worker_pids()]
+
+    def worker_cpu_seconds(self) -> float:
+        """CPU time used by all workers so far, including workers already replaced."""
+        fields = _stat(self.proc.pid)
+        total = int(fields[13]) + int(fields[14])  # cutime, cstime: reaped workers
+        for pid in self.worker_pids():
+            try:
+                worker = _stat(pid)
+            except OSError:
+                continue
+            total += int(worker[11]) + int(worker[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    # The command name may contain spaces; the numbered fields follow the closing bracket.
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 @contextmanager
