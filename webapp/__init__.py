@@ -103,6 +103,8 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from webapp.admin.routes import bp as admin_bp
     from webapp.api.routes import bp as api_bp
+    from webapp.audit.routes import api_bp as audit_api_bp
+    from webapp.audit.routes import bp as audit_bp
     from webapp.auth.routes import bp as auth_bp
     from webapp.health import bp as health_bp
     from webapp.keys.routes import bp as keys_bp
@@ -116,6 +118,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(validation_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(audit_bp)
+    app.register_blueprint(audit_api_bp)
 
     @app.get("/")
     def index():

@@ -437,6 +437,8 @@ _DOCUMENT: dict[str, Any] = {
 
 def document() -> dict[str, Any]:
     """The whole document (a copy: callers may not change the module's data)."""
-    from webapp.tokens.openapi import with_tokens  # it builds on the helpers above
+    # They build on the helpers above.
+    from webapp.audit.openapi import with_audit
+    from webapp.tokens.openapi import with_tokens
 
-    return with_tokens(copy.deepcopy({**_DOCUMENT, "paths": PATHS}))
+    return with_tokens(with_audit(copy.deepcopy({**_DOCUMENT, "paths": PATHS})))

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from webapp.audit.actions import ACTIONS
 from webapp.audit.models import AuditCheckpoint, AuditEvent
 from webapp.db_types import utcnow
 from webapp.extensions import db
@@ -95,6 +96,8 @@ def record(
     """Add an audit row to the current transaction; the caller commits."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown audit outcome {outcome!r}")
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}: list it in audit/actions.py")
     info = info or RequestInfo()
     lock_chain()
     event = AuditEvent(

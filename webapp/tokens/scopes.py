@@ -28,6 +28,7 @@ ENDPOINT_SCOPES: dict[str, str] = {
     "tokens_api.rotate_token": SESSION_ONLY,
     "tokens_api.revoke_token": SESSION_ONLY,
     "tokens_api.resolve_key": "keys:resolve",
+    "audit_api.list_events": "audit:read",
 }
 
 
