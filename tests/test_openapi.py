@@ -199,8 +199,10 @@ def test_fuzzing_finds_no_server_error_and_no_answer_off_the_schema(fuzz_app):
     auth = {"headers": headers, "cookies": cookies, **_admin_tokens(fuzz_app)}
     calls: list[tuple[str, int]] = []
     started = time.monotonic()
+    operations = 0
     for result in schema.get_all_operations():
         operation = result.ok()
+        operations += 1
         _restore_admin_key(fuzz_app)
         # The document's examples first: they take the paths that succeed.
         for example in operation.get_strategies_from_examples():
@@ -215,7 +217,9 @@ def test_fuzzing_finds_no_server_error_and_no_answer_off_the_schema(fuzz_app):
     elapsed = time.monotonic() - started
 
     assert elapsed < TIME_BUDGET, f"the fuzz pass took {elapsed:.1f}s"
-    assert 150 <= len(calls) <= 500
+    # Bounded: at most the examples asked for (and a few documented ones) per operation.
+    most = sum(EXAMPLES.values()) + 3
+    assert 10 * operations <= len(calls) <= most * operations
     assert not [c for c in calls if c[1] >= 500]
     # The pass reached every operation as a signed-in admin, not only the 401 wall.
     succeeded = {label for label, status in calls if status < 300}

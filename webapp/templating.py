@@ -33,7 +33,34 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def day(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d") if value is not None else ""
+
+
+def expiry_flag(expires_at: datetime | None) -> str | None:
+    """Words for a key whose expiry reminder is near or past; None otherwise."""
+    from webapp.keys.expiry import days_left, expiring_soon
+
+    if not expiring_soon(expires_at):
+        return None
+    left = days_left(expires_at)  # type: ignore[arg-type]
+    if left < 0:
+        return "Expired"
+    if left == 0:
+        return "Expires today"
+    return f"Expires in {left} day{'s' if left > 1 else ''}"
+
+
+def is_expiring(expires_at: datetime | None) -> bool:
+    from webapp.keys.expiry import expiring_soon
+
+    return expiring_soon(expires_at)
+
+
 def register(app: Flask) -> None:
     app.add_template_filter(status_label)
     app.add_template_filter(status_tone)
     app.add_template_filter(when)
+    app.add_template_filter(day)
+    app.add_template_global(expiry_flag)
+    app.add_template_test(is_expiring, "expiring")

@@ -19,6 +19,9 @@ from webapp.api.errors import ApiError, invalid_body, malformed
 
 _TYPE_NAMES = {str: "a string", bool: "true or false", int: "a whole number", list: "a list"}
 
+#: a field that may be a string or ``null`` (``null`` clears what it sets)
+NULLABLE_STR = (str, type(None))
+
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
@@ -68,8 +71,8 @@ def json_body() -> dict[str, Any]:
 def fields(
     body: dict[str, Any],
     *,
-    required: dict[str, type] | None = None,
-    optional: dict[str, type] | None = None,
+    required: dict[str, type | tuple[type, ...]] | None = None,
+    optional: dict[str, type | tuple[type, ...]] | None = None,
 ) -> dict[str, Any]:
     """The accepted fields of ``body``, type-checked; 400 listing every problem otherwise."""
     required = required or {}
@@ -85,7 +88,10 @@ def fields(
             continue
         value = body[name]
         # bool is a subclass of int, and JSON null is not "absent": check exactly.
-        if type(value) is not kind:
+        if kind == NULLABLE_STR:
+            if type(value) not in NULLABLE_STR:
+                problems[name] = "Must be a string or null."
+        elif type(value) is not kind:
             problems[name] = f"Must be {_TYPE_NAMES[kind]}."
     if problems:
         raise invalid_body(problems)

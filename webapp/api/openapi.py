@@ -263,6 +263,18 @@ SCHEMAS: dict[str, Any] = {
         "description": "Provider-specific fields apply only to their provider (422 otherwise).",
     },
 }
+_EXPIRES_AT = {
+    "type": ["string", "null"],
+    "description": "An expiry reminder: a date (`2027-01-31`) from today to ten years ahead, "
+    "or null for none; 422 otherwise",
+    "examples": ["2027-01-31"],
+}
+SCHEMAS["UserKeySubmission"] = {
+    **SCHEMAS["KeySubmission"],
+    "properties": {**SCHEMAS["KeySubmission"]["properties"], "expires_at": _EXPIRES_AT},
+    "description": SCHEMAS["KeySubmission"]["description"]
+    + " A replaced key's expiry reminder is replaced too (none unless `expires_at` is given).",
+}
 
 DEEP = "Also make one tiny paid request where the model listing cannot show credit"
 _KEYS_ERRORS = (400, 401, 413, 415, 429, 503)
@@ -312,7 +324,7 @@ PATHS: dict[str, Any] = {
             },
             errors=(*_KEYS_ERRORS, 404, 422),
             security=SESSION_CSRF,
-            body=ref("KeySubmission"),
+            body=ref("UserKeySubmission"),
             examples=KEY_EXAMPLES,
             description="Checks the key's format, then (unless `validate` is false) asks the "
             "provider. A key the provider rejects is not stored: 422 `key_rejected`. When the "
@@ -342,6 +354,47 @@ PATHS: dict[str, Any] = {
             },
             errors=_KEYS_ERRORS,
             security=SESSION,
+        )
+    },
+    "/api/api-keys/expiry/{provider}": {
+        "post": operation(
+            "Set a key's expiry reminder",
+            {"200": ok("The key's status with its new reminder", ref("KeyStatus"))},
+            errors=(*_KEYS_ERRORS, 404, 422),
+            security=SESSION_CSRF,
+            parameters=[PROVIDER_PARAM],
+            body=_object({"expires_at": _EXPIRES_AT}),
+            examples={"set": {"expires_at": "2030-01-31"}, "clear": {"expires_at": None}},
+            description="Keyhold cannot know when a provider will expire a key: this is the "
+            "date you expect. Status objects flag `expiring_soon` from 7 days before. 404 when "
+            "you have no key for the provider.",
+        )
+    },
+    "/api/api-keys/expiring": {
+        "get": operation(
+            "List keys expiring soon",
+            {
+                "200": ok(
+                    "Your keys whose reminder is within `days` (or past), soonest first",
+                    _object(
+                        {
+                            "days": {"type": "integer"},
+                            "providers": {"type": "array", "items": ref("KeyStatus")},
+                        }
+                    ),
+                )
+            },
+            errors=_KEYS_ERRORS,
+            security=SESSION,
+            parameters=[
+                {
+                    "name": "days",
+                    "in": "query",
+                    "required": False,
+                    "description": "How far ahead to look (default 7)",
+                    "schema": {"type": "integer", "minimum": 0, "maximum": 3650},
+                }
+            ],
         )
     },
     "/api/api-keys/{provider}": {

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from webapp.db_types import utcnow
+from webapp.keys.expiry import expiring_soon
 from webapp.keys.global_keys import GlobalKeyStatus
 from webapp.keys.service import KeyStatus
 from webapp.providers.catalog import Provider
-
-#: a key whose expiry date is this close (or past) is flagged ``expiring_soon``
-EXPIRY_WARNING = timedelta(days=7)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -19,10 +16,6 @@ def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def expiring_soon(expires_at: datetime | None, now: datetime | None = None) -> bool:
-    return expires_at is not None and expires_at <= (now or utcnow()) + EXPIRY_WARNING
 
 
 def _stored(s: KeyStatus) -> dict[str, Any]:

@@ -9,6 +9,7 @@ token. The document at ``/api/openapi.json`` describes every route here.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
@@ -17,10 +18,11 @@ from flask_wtf.csrf import generate_csrf
 
 from webapp.admin.access import require_admin
 from webapp.api import errors, openapi, payloads
-from webapp.api.body import fields, json_body
+from webapp.api.body import NULLABLE_STR, fields, json_body
+from webapp.api.errors import ApiError
 from webapp.auth.models import User
 from webapp.extensions import csrf, limiter
-from webapp.keys import global_keys, service
+from webapp.keys import expiry, global_keys, service
 from webapp.providers.catalog import Provider, all_providers
 from webapp.ratelimit import user_rate_key
 from webapp.setup import service as setup
@@ -50,13 +52,15 @@ def not_cached(response):
     return response
 
 
-def _key_submission() -> tuple[Provider, str, dict[str, str], bool]:
-    """The provider, the key, that provider's own fields, and whether to validate first."""
-    data = fields(
-        json_body(),
-        required={"provider": str, "api_key": str},
-        optional={"validate": bool, **EXTRA_FIELDS},
-    )
+def _key_submission(
+    reminder: bool = False,
+) -> tuple[Provider, str, dict[str, str], bool, datetime | None]:
+    """The provider, the key, that provider's own fields, whether to validate first,
+    and (with ``reminder``: a user's key) the expiry reminder."""
+    optional: dict[str, Any] = {"validate": bool, **EXTRA_FIELDS}
+    if reminder:
+        optional["expires_at"] = NULLABLE_STR
+    data = fields(json_body(), required={"provider": str, "api_key": str}, optional=optional)
     provider = service.require_provider(data["provider"])
     own = {spec.name for spec in provider.extra_fields}
     foreign = {
@@ -67,7 +71,8 @@ def _key_submission() -> tuple[Provider, str, dict[str, str], bool]:
             "The key was not saved: please correct the marked fields.", foreign
         )
     extra = {name: data[name] for name in own if name in data}
-    return provider, data["api_key"], extra, data.get("validate", True)
+    expires_at = expiry.parse_expiry(data.get("expires_at"))
+    return provider, data["api_key"], extra, data.get("validate", True), expires_at
 
 
 @bp.get("/csrf-token")
@@ -93,9 +98,15 @@ def providers():
 @login_required
 @limiter.limit(_limit("RATELIMIT_KEY_WRITE"), key_func=user_rate_key)
 def set_key():
-    provider, api_key, extra, validate = _key_submission()
+    provider, api_key, extra, validate, expires_at = _key_submission(reminder=True)
     _, created = service.save_key(
-        _user(), provider.id, api_key, extra, info=request_info(), validate=validate
+        _user(),
+        provider.id,
+        api_key,
+        extra,
+        info=request_info(),
+        validate=validate,
+        expires_at=expires_at,
     )
     status = service.key_status(_user(), provider.id)
     return jsonify(payloads.key_status(status)), 201 if created else 200
@@ -116,6 +127,37 @@ def status():
     fields(json_body())
     statuses = service.list_status(_user())
     return jsonify(providers=[payloads.key_status(s) for s in statuses])
+
+
+@bp.post("/api-keys/expiry/<provider>")
+@login_required
+@limiter.limit(_limit("RATELIMIT_KEY_WRITE"), key_func=user_rate_key)
+def set_expiry(provider: str):
+    data = fields(json_body(), required={"expires_at": NULLABLE_STR})
+    service.require_provider(provider)
+    when = expiry.parse_expiry(data["expires_at"])
+    expiry.set_expiry(_user(), provider, when, info=request_info())
+    return jsonify(payloads.key_status(service.key_status(_user(), provider)))
+
+
+@bp.get("/api-keys/expiring")
+@login_required
+def expiring():
+    fields(json_body())
+    days = _days_param()
+    found = expiry.expiring(_user(), days)
+    return jsonify(days=days, providers=[payloads.key_status(s) for s in found])
+
+
+def _days_param() -> int:
+    unknown = set(request.args) - {"days"}
+    problems = {name: "Unknown parameter." for name in sorted(unknown)}
+    raw = request.args.get("days", str(expiry.WARNING.days))
+    if not (raw.isascii() and raw.isdigit() and 0 <= int(raw) <= expiry.MAX_DAYS):
+        problems["days"] = f"A whole number of days from 0 to {expiry.MAX_DAYS}."
+    if problems:
+        raise ApiError(400, "invalid_query", "The query has errors.", problems)
+    return int(raw)
 
 
 @bp.delete("/api-keys/<provider>")
@@ -151,7 +193,7 @@ def _global_key_actor() -> User | None:
 @token_guesses()
 def set_initial():
     actor = _global_key_actor()  # before reading the body: strangers learn nothing from it
-    provider, api_key, extra, validate = _key_submission()
+    provider, api_key, extra, validate, _ = _key_submission()
     _, created = global_keys.save_global_key(
         provider.id, api_key, extra, actor=actor, info=request_info(), validate=validate
     )

@@ -85,7 +85,7 @@ def parse_filter(
 
 
 def _parse_before(value: str, problems: dict[str, str]) -> tuple[int | None, datetime | None]:
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         number = int(value)
         if 1 <= number <= 2**63 - 1:
             return number, None
@@ -131,7 +131,7 @@ def find_subject(value: str) -> int:
     their rows.
     """
     value = value.strip()
-    if value.isdigit() and 1 <= int(value) <= 2**63 - 1:
+    if value.isascii() and value.isdigit() and 1 <= int(value) <= 2**63 - 1:
         return int(value)
     user = db.session.scalar(db.select(User).filter_by(email=value.lower()))
     if user is None:

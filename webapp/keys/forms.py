@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField, URLField
+from wtforms import DateField, PasswordField, StringField, URLField
 from wtforms.validators import Optional
 
 from webapp.providers.catalog import Provider
+
+EXPIRY_HELP = (
+    "Optional. The date you expect this key to stop working: Keyhold flags it from a week before."
+)
+
+
+def _expiry_field() -> DateField:
+    # The range is checked by keys.expiry.parse_expiry, the same rule as the API's.
+    return DateField("Expiry reminder", validators=[Optional()], description=EXPIRY_HELP)
 
 
 class KeyForm(FlaskForm):
@@ -14,23 +23,35 @@ class KeyForm(FlaskForm):
     api_key = PasswordField("API key", validators=[Optional()])
 
 
-_form_classes: dict[str, type[KeyForm]] = {}
+class UserKeyForm(KeyForm):
+    """A user's own key has an expiry reminder; a global key does not."""
+
+    expires_at = _expiry_field()
 
 
-def key_form_class(provider: Provider) -> type[KeyForm]:
-    if provider.id not in _form_classes:
-        _form_classes[provider.id] = _build(provider)
-    return _form_classes[provider.id]
+class ExpiryForm(FlaskForm):
+    """The reminder alone, for a key already stored."""
+
+    expires_at = _expiry_field()
 
 
-def _build(provider: Provider) -> type[KeyForm]:
+_form_classes: dict[tuple[str, type[KeyForm]], type[KeyForm]] = {}
+
+
+def key_form_class(provider: Provider, base: type[KeyForm] = KeyForm) -> type[KeyForm]:
+    if (provider.id, base) not in _form_classes:
+        _form_classes[(provider.id, base)] = _build(provider, base)
+    return _form_classes[(provider.id, base)]
+
+
+def _build(provider: Provider, base: type[KeyForm]) -> type[KeyForm]:
     attrs = {}
     for spec in provider.extra_fields:
         field_type = URLField if spec.kind == "url" else StringField
         attrs[spec.name] = field_type(
             spec.label, description=spec.help, default=spec.default or None
         )
-    return type(f"{provider.id.title()}KeyForm", (KeyForm,), attrs)
+    return type(f"{provider.id.title()}{base.__name__}", (base,), attrs)
 
 
 class ConfirmForm(FlaskForm):

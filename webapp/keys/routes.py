@@ -6,8 +6,8 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required
 
 from webapp.extensions import limiter
-from webapp.keys import service
-from webapp.keys.forms import ConfirmForm, key_form_class
+from webapp.keys import expiry, service
+from webapp.keys.forms import ConfirmForm, ExpiryForm, UserKeyForm, key_form_class
 from webapp.providers.catalog import PROVIDERS, Provider, get_provider
 from webapp.ratelimit import user_rate_key
 from webapp.validation.service import saved_message
@@ -36,21 +36,43 @@ def dashboard():
     )
 
 
+_key_write_limit = limiter.shared_limit(
+    lambda: current_app.config["RATELIMIT_KEY_WRITE"],
+    scope="key-write",
+    key_func=user_rate_key,
+    methods=["POST"],
+)
+
+
+def _edit_page(provider: Provider, status: service.KeyStatus, form, expiry_form):
+    page = render_template(
+        "keys/edit.html", provider=provider, form=form, status=status, expiry_form=expiry_form
+    )
+    return page, max(form_status(form), form_status(expiry_form))
+
+
+def _reminder(status: service.KeyStatus) -> dict:
+    return {"expires_at": status.expires_at.date() if status.expires_at else None}
+
+
 @bp.route("/<provider_id>", methods=["GET", "POST"])
 @login_required
-@limiter.limit(
-    lambda: current_app.config["RATELIMIT_KEY_WRITE"], methods=["POST"], key_func=user_rate_key
-)
+@_key_write_limit
 @no_store
 def edit(provider_id: str):
     provider = _provider_or_404(provider_id)
     status = service.key_status(current_user, provider.id)
-    form = key_form_class(provider)(data=status.config)
+    form = key_form_class(provider, UserKeyForm)(data={**status.config, **_reminder(status)})
     if form.validate_on_submit():
         extra = {spec.name: form[spec.name].data for spec in provider.extra_fields}
         try:
             row, created = service.save_key(
-                current_user, provider.id, form.api_key.data, extra, info=request_info()
+                current_user,
+                provider.id,
+                form.api_key.data,
+                extra,
+                info=request_info(),
+                expires_at=expiry.parse_expiry(form.expires_at.data),
             )
         except (service.InvalidKeyInput, service.KeyRejected) as exc:
             for name, message in exc.fields.items():
@@ -58,9 +80,31 @@ def edit(provider_id: str):
         else:
             flash(*saved_message(provider, row, created))
             return redirect(url_for(".dashboard"))
-    return render_template(
-        "keys/edit.html", provider=provider, form=form, status=status
-    ), form_status(form)
+    return _edit_page(provider, status, form, ExpiryForm(formdata=None, data=_reminder(status)))
+
+
+@bp.post("/<provider_id>/expiry")
+@login_required
+@_key_write_limit
+@no_store
+def set_expiry(provider_id: str):
+    provider = _provider_or_404(provider_id)
+    status = service.key_status(current_user, provider.id)
+    if not status.has_key:
+        abort(404)
+    form = ExpiryForm()
+    if form.validate_on_submit():
+        try:
+            when = expiry.parse_expiry(form.expires_at.data)
+            expiry.set_expiry(current_user, provider.id, when, info=request_info())
+        except service.InvalidKeyInput as exc:
+            form.expires_at.errors.extend(exc.fields.values())
+        else:
+            text = f"on {when:%Y-%m-%d}" if when else "cleared"
+            flash(f"The expiry reminder of your {provider.name} key was {text}.", "success")
+            return redirect(url_for(".dashboard"))
+    key_form = key_form_class(provider, UserKeyForm)(formdata=None, data=status.config)
+    return _edit_page(provider, status, key_form, form)
 
 
 @bp.route("/<provider_id>/delete", methods=["GET", "POST"])

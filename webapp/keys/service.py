@@ -189,12 +189,14 @@ def store_key(
     *,
     info: RequestInfo | None = None,
     check: CheckResult | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[UserAPIKey, bool]:
     """Encrypt and store an already-cleaned key, replacing any previous one.
 
     ``check`` is the outcome of a live check made before saving; without it
-    the key is "unchecked". Returns the row and whether it was created
-    (False: replaced).
+    the key is "unchecked". ``expires_at`` is the new key's expiry reminder
+    (a replaced key's reminder belonged to the old key). Returns the row and
+    whether it was created (False: replaced).
     """
     provider = require_provider(provider_id)
     sealed = current_keyring().encrypt(KeyScope.for_user(user.id, provider_id), api_key)
@@ -207,6 +209,7 @@ def store_key(
             db.session.add(row)
         row.seal(sealed, hint)
         row.config = dict(config)
+        row.expires_at = expires_at
         _apply_check(row, check)
         action = "key.set" if created else "key.replace"
         try:
@@ -216,7 +219,11 @@ def store_key(
                 actor_id=user.id,
                 provider=provider_id,
                 info=info,
-                details=_audit_details(row, status=row.status),
+                details=_audit_details(
+                    row,
+                    status=row.status,
+                    **({"expires": expires_at.date().isoformat()} if expires_at else {}),
+                ),
             )
             if check is not None:
                 record_check(row, check, actor_id=user.id, info=info, trigger="save")
@@ -477,6 +484,7 @@ def save_key(
     *,
     info: RequestInfo | None = None,
     validate: bool = True,
+    expires_at: datetime | None = None,
 ) -> tuple[UserAPIKey, bool]:
     """Check the input, ask the provider, and store the key; for forms and the API.
 
@@ -490,7 +498,7 @@ def save_key(
     check = None
     if validate:
         check = check_new_key(provider, key, config, actor_id=user.id, info=info)
-    return store_key(user, provider_id, key, config, info=info, check=check)
+    return store_key(user, provider_id, key, config, info=info, check=check, expires_at=expires_at)
 
 
 def check_new_key(

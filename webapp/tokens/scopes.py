@@ -17,6 +17,8 @@ ENDPOINT_SCOPES: dict[str, str] = {
     "api.csrf_token": SESSION_ONLY,
     "api.providers": "keys:read",
     "api.status": "keys:read",
+    "api.expiring": "keys:read",
+    "api.set_expiry": "keys:write",
     "api.set_key": "keys:write",
     "api.delete_key": "keys:write",
     "api.clear_keys": "keys:write",

@@ -1,0 +1,108 @@
+"""Expiry reminders: the date a user expects a key to stop working.
+
+Keyhold cannot know when a provider will expire a key; the user tells it,
+and the dashboard and the API flag keys whose date is near (or past). The
+date is kept as midnight UTC of the day given.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from webapp.audit.service import RequestInfo, audited, record
+from webapp.auth.models import User
+from webapp.crypto import fingerprint
+from webapp.db_types import utcnow
+from webapp.extensions import db
+from webapp.keys.models import UserAPIKey
+from webapp.keys.service import InvalidKeyInput, KeyStatus, get_user_key_row, list_status
+
+log = logging.getLogger(__name__)
+
+#: a key whose date is this close (or past) is flagged as expiring soon
+WARNING = timedelta(days=7)
+#: how far ahead a reminder may be set
+MAX_AHEAD = timedelta(days=3650)
+#: ``days`` a caller may ask ``expiring`` about
+MAX_DAYS = 3650
+
+
+def expiring_soon(expires_at: datetime | None, now: datetime | None = None) -> bool:
+    return expires_at is not None and expires_at <= (now or utcnow()) + WARNING
+
+
+def days_left(expires_at: datetime, now: datetime | None = None) -> int:
+    """Whole days from today (UTC) to the date; negative once it has passed."""
+    return (expires_at.date() - (now or utcnow()).date()).days
+
+
+def parse_expiry(value: Any, field: str = "expires_at") -> datetime | None:
+    """A reminder date from a form or JSON: a ``date``, ``YYYY-MM-DD`` or ISO time, or None.
+
+    Raises InvalidKeyInput (with ``field``) for anything else, a day already
+    past (yesterday is accepted: it may still be today somewhere), or a day
+    more than ten years ahead.
+    """
+    if value is None or value == "":
+        return None
+    day: date | None = None
+    if isinstance(value, datetime):
+        day = value.astimezone(UTC).date() if value.tzinfo else value.date()
+    elif isinstance(value, date):
+        day = value
+    elif isinstance(value, str):
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                moment = None
+            if moment is not None:
+                day = moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
+    if day is None:
+        raise InvalidKeyInput(
+            "The expiry date was not understood.", {field: "Give a date such as 2027-01-31."}
+        )
+    today = utcnow().date()
+    if day < today - timedelta(days=1):
+        raise InvalidKeyInput("The expiry date is in the past.", {field: "Pick a future date."})
+    if day > today + MAX_AHEAD:
+        raise InvalidKeyInput(
+            "The expiry date is too far ahead.", {field: "Pick a date within ten years."}
+        )
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def set_expiry(
+    user: User, provider_id: str, expires_at: datetime | None, *, info: RequestInfo | None = None
+) -> UserAPIKey:
+    """Set or clear the reminder on the user's stored key (already parsed)."""
+    row = get_user_key_row(user, provider_id)
+    before = row.expires_at
+    details = {
+        "hint": row.key_hint,
+        "fingerprint": fingerprint(row.key_hash),
+        "from": before.date().isoformat() if before else None,
+        "to": expires_at.date().isoformat() if expires_at else None,
+    }
+    with audited("key.expiry", actor_id=user.id, provider=provider_id, info=info):
+        # Changing the reminder is not storing the key: updated_at stays as it was.
+        db.session.execute(
+            db.update(UserAPIKey)
+            .where(UserAPIKey.id == row.id)
+            .values(expires_at=expires_at, updated_at=UserAPIKey.updated_at),
+            execution_options={"synchronize_session": False},
+        )
+        record("key.expiry", actor_id=user.id, provider=provider_id, info=info, details=details)
+    db.session.refresh(row)
+    return row
+
+
+def expiring(user: User, days: int) -> list[KeyStatus]:
+    """The user's keys whose reminder falls within ``days`` from now (or has passed)."""
+    cutoff = utcnow() + timedelta(days=days)
+    found = [s for s in list_status(user) if s.expires_at is not None and s.expires_at <= cutoff]
+    return sorted(found, key=lambda s: (s.expires_at, s.provider))
