@@ -6,7 +6,11 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from webapp.audit.service import RequestInfo
 from webapp.crypto import current_keyring
+
+#: who the audit trail says ran an operator command
+CLI = RequestInfo(ip=None, user_agent="flask command")
 
 keys_cli = AppGroup("keys", help="Manage stored API keys.")
 
@@ -37,6 +41,30 @@ def rotate_secret_command(batch_size: int) -> None:
         click.echo(f"{left} key(s) still under an old secret (changed during the run?); run again.")
         raise SystemExit(1)
     click.echo("Every key is under the current secret; old secrets can now be removed.")
+
+
+@keys_cli.command("purge-user")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge_user_command(email: str, yes: bool) -> None:
+    """Delete the account of EMAIL with all its keys and access tokens.
+
+    The audit trail keeps its rows and records the purge. The keys keep
+    working at their providers: the user must revoke them there.
+    """
+    from webapp.auth.purge import PurgeRefused, purge_user
+
+    if not yes:
+        click.confirm(f"Delete the account {email} and all its keys and tokens?", abort=True)
+    try:
+        report = purge_user(email, info=CLI)
+    except PurgeRefused as exc:
+        raise click.ClickException(exc.message) from None
+    names = ", ".join(report.providers) or "none"
+    click.echo(
+        f"Deleted user #{report.user_id}: {report.keys} key(s) ({names}), "
+        f"{report.tokens} access token(s). The audit trail keeps its rows."
+    )
 
 
 def register(app: Flask) -> None:

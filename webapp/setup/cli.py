@@ -7,11 +7,10 @@ import os
 import click
 from flask.cli import with_appcontext
 
-from webapp.audit.service import RequestInfo
+from webapp.cli import CLI as _CLI
 from webapp.setup import service
 
 PASSWORD_ENV = "KEYHOLD_ADMIN_PASSWORD"
-_CLI = RequestInfo(ip=None, user_agent="flask command")
 
 
 @click.command("setup-token")

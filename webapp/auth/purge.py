@@ -1,0 +1,80 @@
+"""Deleting an account and everything it stored (``flask keys purge-user``).
+
+The user's keys and access tokens are deleted by the same transaction as
+the account, explicitly rather than left to ON DELETE CASCADE, so nothing is
+left behind whatever the database enforces. The audit trail keeps its rows
+(they name users by id only) and gains a ``user.purge`` row that says what
+was removed, without the address.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from webapp.audit.service import RequestInfo, audited, record
+from webapp.auth.models import User
+from webapp.auth.services import find_user
+from webapp.extensions import db
+from webapp.keys.models import GlobalAPIKey, UserAPIKey
+from webapp.tokens.models import AccessToken
+
+log = logging.getLogger(__name__)
+
+
+class PurgeRefused(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    user_id: int
+    keys: int
+    providers: list[str]
+    tokens: int
+
+
+def _other_admins(user: User) -> int:
+    return db.session.scalar(
+        db.select(db.func.count()).select_from(User).where(User.is_admin, User.id != user.id)
+    )
+
+
+def purge_user(email: str, *, info: RequestInfo | None = None) -> PurgeReport:
+    """Delete the account of ``email`` with its keys and tokens; refuse the last admin."""
+    user = find_user(email)
+    if user is None:
+        raise PurgeRefused(f"There is no account for {email.strip()!r}.")
+    if user.is_admin and not _other_admins(user):
+        raise PurgeRefused(
+            "That is the only admin account: create another admin first "
+            "(flask create-admin), or nobody could manage this instance."
+        )
+    user_id = user.id
+    providers = sorted(
+        db.session.scalars(db.select(UserAPIKey.provider).filter_by(user_id=user_id))
+    )
+    with audited("user.purge", subject_id=user_id, info=info):
+        keys = db.session.execute(db.delete(UserAPIKey).filter_by(user_id=user_id)).rowcount
+        tokens = db.session.execute(db.delete(AccessToken).filter_by(user_id=user_id)).rowcount
+        db.session.execute(
+            db.update(GlobalAPIKey).filter_by(updated_by_id=user_id).values(updated_by_id=None)
+        )
+        db.session.execute(db.delete(User).filter_by(id=user_id))
+        record(
+            "user.purge",
+            subject_id=user_id,
+            info=info,
+            details={"keys": keys, "providers": providers, "tokens": tokens},
+        )
+    db.session.expunge_all()
+    log.warning(
+        "user %s purged with %d key(s) and %d token(s)",
+        user_id,
+        keys,
+        tokens,
+        extra={"event": "user.purge", "user_id": user_id},
+    )
+    return PurgeReport(user_id, keys, providers, tokens)
