@@ -28,14 +28,21 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
-def configure(app: Flask) -> None:
-    """One handler on the ``webapp`` logger, in the format the newest app asks for."""
+def app_handler() -> logging.StreamHandler:
+    """Keyhold's one handler on the ``webapp`` logger, created the first time it is asked for."""
     webapp_logger = logging.getLogger("webapp")
     handler = next((h for h in webapp_logger.handlers if getattr(h, "_keyhold", False)), None)
     if handler is None:
         handler = logging.StreamHandler()
         handler._keyhold = True  # type: ignore[attr-defined]
         webapp_logger.addHandler(handler)
+    return handler
+
+
+def configure(app: Flask) -> None:
+    """One handler on the ``webapp`` logger, in the format the newest app asks for."""
+    handler = app_handler()
+    webapp_logger = logging.getLogger("webapp")
     if app.config["LOG_FORMAT"] == "json":
         handler.setFormatter(JSONFormatter())
     else:

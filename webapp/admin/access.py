@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -10,12 +9,11 @@ from typing import Any, TypeVar
 from flask import request
 from flask_login import current_user, login_required
 
+from webapp import monitoring
 from webapp.audit.service import RequestInfo, record
 from webapp.extensions import db
 from webapp.keys.service import KeyServiceError
 from webapp.web import request_info
-
-log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,11 +36,7 @@ def require_admin(user: Any, what: str, *, info: RequestInfo | None = None) -> N
         details={"reason": "admin_only", "target": what},
     )
     db.session.commit()
-    log.warning(
-        "non-admin refused at %s",
-        what,
-        extra={"event": "access.denied", "user_id": actor_id, "ip": info and info.ip},
-    )
+    monitoring.access_denied(actor_id, info and info.ip, "admin_only", target=what)
     raise AdminOnly("Only an admin can do that.")
 
 

@@ -24,6 +24,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from webapp import monitoring
 from webapp.audit.service import RequestInfo, record
 from webapp.auth.forms import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from webapp.auth.models import User
@@ -163,7 +164,7 @@ def check_token(token: str | None, *, info: RequestInfo | None = None) -> str:
     if not valid or _row_for(hash_token(token)) is None:
         record("access.denied", outcome="denied", info=info, details={"reason": "setup_token"})
         db.session.commit()
-        log.warning("wrong setup token", extra={"event": "access.denied", "ip": info and info.ip})
+        monitoring.access_denied(None, info and info.ip, "setup_token")
         raise SetupTokenRefused("That is not the current setup token.")
     return hash_token(token)
 
