@@ -131,6 +131,31 @@ def test_the_account_limit_holds_across_addresses(limited):
     assert "alice" not in json.dumps(hit.details)
 
 
+def test_signing_in_does_not_spend_the_accounts_failure_budget(limited):
+    app = limited(RATELIMIT_LOGIN_ACCOUNT="3/minute")
+    register(app)
+    for _ in range(4):  # four devices
+        assert login(app.test_client(), password=PASSWORD).status_code == 302
+    client = app.test_client()
+    assert [login(client).status_code for _ in range(4)] == [400, 400, 400, 429]
+
+
+def test_key_checks_are_limited_per_user(limited, emulator):
+    app = limited(RATELIMIT_VALIDATE="2/hour")
+    alice, bob = app.test_client(), app.test_client()
+    for client, email in ((alice, "alice@example.com"), (bob, "bob@example.com")):
+        AuthActions(client).register(email)
+        client.post("/keys/groq", data={"api_key": emulator.valid_key("groq")})
+    # The buttons and the API draw from the same budget: each sends a request to a provider.
+    assert alice.post("/keys/groq/validate").status_code == 302
+    assert alice.post("/api/api-keys/validate/groq", json={}).status_code == 200
+    refused = alice.post("/keys/validate-all")
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 60
+    checks = len(emulator.received("groq"))
+    assert bob.post("/keys/groq/validate").status_code == 302
+    assert len(emulator.received("groq")) == checks + 1
+
+
 def test_forwarded_for_is_ignored_without_trusted_proxies(limited):
     app = limited(RATELIMIT_LOGIN_IP="3/minute")
     client = app.test_client()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from webapp.admin.access import admin_required
@@ -12,15 +12,12 @@ from webapp.extensions import limiter
 from webapp.keys import global_keys
 from webapp.keys.forms import ConfirmForm, key_form_class
 from webapp.keys.service import InvalidKeyInput, KeyRejected, require_provider
-from webapp.ratelimit import user_rate_key
+from webapp.ratelimit import configured, user_rate_key
 from webapp.templating import status_label
+from webapp.validation.limits import key_checks
 from webapp.web import form_status, no_store, request_info
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-
-def _limit(name: str):
-    return lambda: current_app.config[name]
 
 
 def _admin() -> User:
@@ -68,7 +65,7 @@ def edit_global_key(provider_id: str, *, actor: User | None, back: str):
 
 @bp.route("/keys/<provider_id>", methods=["GET", "POST"])
 @admin_required
-@limiter.limit(_limit("RATELIMIT_KEY_WRITE"), methods=["POST"], key_func=user_rate_key)
+@limiter.limit(configured("RATELIMIT_KEY_WRITE"), methods=["POST"], key_func=user_rate_key)
 @no_store
 def edit(provider_id: str):
     return edit_global_key(provider_id, actor=_admin(), back=url_for(".keys"))
@@ -106,7 +103,7 @@ def fallback(provider_id: str):
 
 @bp.post("/keys/<provider_id>/validate")
 @admin_required
-@limiter.limit(_limit("RATELIMIT_VALIDATE"), key_func=user_rate_key)
+@key_checks
 def validate(provider_id: str):
     provider = require_provider(provider_id)
     result = global_keys.validate_global_key(provider.id, actor=_admin(), info=request_info())

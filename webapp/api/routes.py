@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 
@@ -24,10 +24,11 @@ from webapp.auth.models import User
 from webapp.extensions import csrf, limiter
 from webapp.keys import expiry, global_keys, service
 from webapp.providers.catalog import Provider, all_providers
-from webapp.ratelimit import user_rate_key
+from webapp.ratelimit import configured, user_rate_key
 from webapp.setup import service as setup
 from webapp.setup.limits import token_guesses
 from webapp.validation import service as validation
+from webapp.validation.limits import key_checks
 from webapp.web import request_info
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -36,10 +37,6 @@ errors.register(bp)
 SETUP_TOKEN_HEADER = "X-Setup-Token"
 #: every provider-specific field any provider takes (each is a string)
 EXTRA_FIELDS = {spec.name: str for p in all_providers() for spec in p.extra_fields}
-
-
-def _limit(name: str):
-    return lambda: current_app.config[name]
 
 
 def _user() -> User:
@@ -96,7 +93,7 @@ def providers():
 
 @bp.post("/api-keys/set")
 @login_required
-@limiter.limit(_limit("RATELIMIT_KEY_WRITE"), key_func=user_rate_key)
+@limiter.limit(configured("RATELIMIT_KEY_WRITE"), key_func=user_rate_key)
 def set_key():
     provider, api_key, extra, validate, expires_at = _key_submission(reminder=True)
     _, created = service.save_key(
@@ -114,7 +111,7 @@ def set_key():
 
 @bp.post("/api-keys/validate/<provider>")
 @login_required
-@limiter.limit(_limit("RATELIMIT_VALIDATE"), key_func=user_rate_key)
+@key_checks
 def validate_key(provider: str):
     deep = fields(json_body(), optional={"deep": bool}).get("deep", False)
     validation.validate_key(_user(), provider, deep=deep, info=request_info())
@@ -131,7 +128,7 @@ def status():
 
 @bp.post("/api-keys/expiry/<provider>")
 @login_required
-@limiter.limit(_limit("RATELIMIT_KEY_WRITE"), key_func=user_rate_key)
+@limiter.limit(configured("RATELIMIT_KEY_WRITE"), key_func=user_rate_key)
 def set_expiry(provider: str):
     data = fields(json_body(), required={"expires_at": NULLABLE_STR})
     service.require_provider(provider)

@@ -51,7 +51,14 @@ def register():
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(configured("RATELIMIT_LOGIN_IP"), methods=["POST"], key_func=ip_rate_key)
-@limiter.limit(configured("RATELIMIT_LOGIN_ACCOUNT"), methods=["POST"], key_func=_login_account_key)
+# Per account, only failures count: a stranger's guesses must not stop the owner's own
+# sign-ins on other devices from counting against the same budget.
+@limiter.limit(
+    configured("RATELIMIT_LOGIN_ACCOUNT"),
+    methods=["POST"],
+    key_func=_login_account_key,
+    deduct_when=lambda response: response.status_code != 302,
+)
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("keys.dashboard"))

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, url_for
+from flask import Blueprint, abort, flash, redirect, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import BooleanField
 
-from webapp.extensions import limiter
 from webapp.keys.service import require_provider
-from webapp.ratelimit import user_rate_key
 from webapp.validation import service
+from webapp.validation.limits import key_checks
 from webapp.web import request_info
 
 bp = Blueprint("validation", __name__, url_prefix="/keys")
-
-# Both buttons draw from one budget: each press sends requests to providers.
-_validate_limit = limiter.shared_limit(
-    lambda: current_app.config["RATELIMIT_VALIDATE"], scope="validate", key_func=user_rate_key
-)
 
 
 class ValidateForm(FlaskForm):
@@ -28,7 +22,7 @@ class ValidateForm(FlaskForm):
 
 @bp.post("/validate-all")
 @login_required
-@_validate_limit
+@key_checks
 def validate_all():
     if not ValidateForm().validate_on_submit():
         abort(400)
@@ -39,7 +33,7 @@ def validate_all():
 
 @bp.post("/<provider_id>/validate")
 @login_required
-@_validate_limit
+@key_checks
 def validate(provider_id: str):
     provider = require_provider(provider_id)
     form = ValidateForm()
