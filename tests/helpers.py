@@ -25,3 +25,9 @@ def rows_of(app: Flask, email: str) -> list[UserAPIKey]:
         rows = db.session.scalars(db.select(UserAPIKey).filter_by(user_id=user.id)).all()
         db.session.expunge_all()
         return list(rows)
+
+
+def bodyless(client, method: str, path: str):
+    """An unsafe request with no body at all, as a frontend's fetch() would send it."""
+    headers = {"X-CSRFToken": client.csrf_token()}
+    return client.open(path, method=method, headers=headers, csrf=False)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import AuthActions
 from tests.fakekeys import fake_key
-from tests.helpers import rows_of, store
+from tests.helpers import bodyless, rows_of, store
 from webapp.audit.models import AuditEvent
 from webapp.extensions import db
 from webapp.keys.models import GlobalAPIKey
@@ -59,12 +59,6 @@ def raw(client, method: str, path: str, data, content_type="application/json", *
     return client.open(
         path, method=method, data=data, content_type=content_type, headers=headers, csrf=False
     )
-
-
-def bodyless(client, method: str, path: str):
-    """An unsafe request with no body at all, as a frontend's fetch() would send it."""
-    headers = {"X-CSRFToken": client.csrf_token()}
-    return client.open(path, method=method, headers=headers, csrf=False)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from tests.conftest import SECRET
 from tests.fakekeys import fake_key
 from webapp.extensions import db
 
@@ -16,6 +17,26 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _everything_stored(app) -> tuple[str, bytes]:
+    """Every row of every table as text, and (on SQLite) the raw database files."""
+    with app.app_context():
+        db.session.remove()
+        dump = []
+        for table in db.metadata.sorted_tables:
+            dump.extend(
+                str(tuple(row)) for row in db.session.execute(text(f"SELECT * FROM {table.name}"))
+            )
+        url = db.engine.url
+        raw = b""
+        if url.get_backend_name() == "sqlite":
+            db.engine.dispose()
+            raw = b"".join(
+                p.read_bytes()
+                for p in Path(url.database).parent.glob(Path(url.database).name + "*")
+            )
+        return "\n".join(dump), raw
 
 
 def test_plaintext_is_nowhere_after_saving(make_app, caplog):
@@ -55,23 +76,70 @@ def test_plaintext_is_nowhere_after_saving(make_app, caplog):
     for secret in secrets:
         assert secret not in logged
 
-    with app.app_context():
-        db.session.remove()
-        dump = []
-        for table in db.metadata.sorted_tables:
-            dump.extend(
-                str(tuple(row)) for row in db.session.execute(text(f"SELECT * FROM {table.name}"))
-            )
-        dump_text = "\n".join(dump)
-        assert "groq" in dump_text  # the rows are there...
-        for secret in secrets:
-            assert secret not in dump_text  # ...but not the keys
-        url = db.engine.url
-        if url.get_backend_name() == "sqlite":
-            db.engine.dispose()
-            raw = b"".join(
-                p.read_bytes()
-                for p in Path(url.database).parent.glob(Path(url.database).name + "*")
-            )
-            for secret in secrets:
-                assert secret.encode() not in raw
+    dump_text, raw = _everything_stored(app)
+    assert "groq" in dump_text  # the rows are there...
+    for secret in secrets:
+        assert secret not in dump_text  # ...but not the keys
+        assert secret.encode() not in raw
+
+
+def test_plaintext_is_nowhere_after_everything_a_key_goes_through(make_app, emulator, caplog):
+    """Global keys, the API, checks, resolution by a token, clearing and secret rotation."""
+    caplog.set_level(logging.DEBUG)
+    app = make_app()
+    from tests.conftest import ADMIN_EMAIL, AuthActions
+    from tests.token_helpers import call, issue
+
+    admin = app.test_client()
+    AuthActions(admin).login(ADMIN_EMAIL)
+    alice = app.test_client()
+    AuthActions(alice).register()
+    keys = {p: emulator.valid_key(p) for p in ("openai", "groq", "mistral", "anthropic")}
+    emulator.register("mistral", keys["mistral"], state="quota_exhausted")
+    responses = [
+        admin.post("/api/api-keys/set-initial", json={"provider": "groq", "api_key": keys["groq"]}),
+        admin.post("/admin/keys/groq/validate"),
+        admin.get("/admin/keys"),
+        alice.post("/api/api-keys/set", json={"provider": "openai", "api_key": keys["openai"]}),
+        alice.post("/keys/mistral", data={"api_key": keys["mistral"], "expires_at": ""}),
+        alice.post("/keys/anthropic", data={"api_key": keys["anthropic"]}),
+        alice.post("/keys/validate-all"),
+        alice.post("/api/api-keys/validate/openai", json={"deep": True}),
+        alice.get("/api/api-keys/status"),
+        alice.get("/api/api-keys/status-initial"),
+        alice.get("/activity"),
+        alice.get("/api/audit?limit=200"),
+        admin.get("/admin/audit"),
+    ]
+    _, token = issue(app, "alice@example.com", scopes=["keys:resolve", "keys:read"])
+    resolved = call(app.test_client(), "POST", "/api/keys/resolve/openai", token)
+    assert resolved.get_json()["api_key"] == keys["openai"]  # the one answer meant to hold it
+    assert resolved.headers["Cache-Control"] == "no-store"
+    responses.append(
+        alice.delete(
+            "/api/api-keys/anthropic", headers={"X-CSRFToken": alice.csrf_token()}, csrf=False
+        )
+    )
+
+    rotated = make_app(
+        API_KEY_ENCRYPTION_SECRET="rotated-encryption-secret-" + "r" * 32,
+        API_KEY_ENCRYPTION_OLD_SECRETS=SECRET,
+    )
+    result = rotated.test_cli_runner().invoke(args=["keys", "rotate-secret"])
+    assert result.exit_code == 0, result.output
+    responses.append(result)
+
+    for response in responses:
+        blob = (
+            response.output
+            if hasattr(response, "output")
+            else response.get_data(as_text=True) + str(response.headers)
+        )
+        for key in keys.values():
+            assert key not in blob and key[8:-4] not in blob
+    logged = "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records)
+    dump_text, raw = _everything_stored(app)
+    assert "mistral" in dump_text and "groq" in dump_text
+    for key in keys.values():
+        assert key not in logged
+        assert key not in dump_text and key.encode() not in raw
