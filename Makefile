@@ -25,11 +25,13 @@ install-dev: $(VENV)/.installed-dev
 
 run: install
 	$(FLASK) db upgrade
+	$(FLASK) setup-token --first-start
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 # Production-style serving with gunicorn (settings in gunicorn.conf.py).
 serve: install
 	$(FLASK) db upgrade
+	$(FLASK) setup-token --first-start
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 # The browser tests (tests/e2e, marker e2e) drive Debian's Chromium. Without it they are left

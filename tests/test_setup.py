@@ -215,6 +215,27 @@ def test_setup_token_command_replaces_the_token(fresh):
     ]
 
 
+def test_the_first_start_creates_the_token_before_anyone_visits(fresh, caplog):
+    caplog.set_level(logging.WARNING, logger="webapp")
+    runner = fresh.test_cli_runner()
+    assert runner.invoke(args=["setup-token", "--first-start"]).exit_code == 0
+    token = token_of(fresh)
+    assert stat.S_IMODE(Path(fresh.config["SETUP_TOKEN_FILE"]).stat().st_mode) == 0o600
+    assert [r for r in caplog.records if token in r.getMessage()]  # logged once, to the operator
+    # Starting again (every make run does) neither replaces nor logs it again.
+    caplog.clear()
+    assert runner.invoke(args=["setup-token", "--first-start"]).exit_code == 0
+    assert token_of(fresh) == token and not [r for r in caplog.records if token in r.getMessage()]
+    assert enter_token(fresh.test_client(), token).headers["Location"] == "/setup"
+    assert [e.details["via"] for e in actions(fresh, "setup.token_issued")] == ["first_start"]
+
+
+def test_the_first_start_command_after_setup_changes_nothing(app):
+    result = app.test_cli_runner().invoke(args=["setup-token", "--first-start"])
+    assert result.exit_code == 0 and result.output == ""
+    assert actions(app, "setup.token_issued") == []
+
+
 def test_setup_token_command_after_setup_is_an_error(app):
     result = app.test_cli_runner().invoke(args=["setup-token"])
     assert result.exit_code == 1 and "Setup is finished" in result.output

@@ -14,9 +14,18 @@ PASSWORD_ENV = "KEYHOLD_ADMIN_PASSWORD"
 
 
 @click.command("setup-token")
+@click.option(
+    "--first-start",
+    is_flag=True,
+    help="Only create the first token if setup is not finished and there is none; it goes to "
+    "the log and the token file, as when the first page is opened. Changes nothing otherwise.",
+)
 @with_appcontext
-def setup_token_command() -> None:
+def setup_token_command(first_start: bool) -> None:
     """Print a fresh one-time setup token; the previous one stops working."""
+    if first_start:
+        service.ensure_token()
+        return
     try:
         token = service.issue_token(info=_CLI)
     except service.SetupFinished as exc:
