@@ -326,3 +326,32 @@ def test_failed_token_attempts_are_limited_per_address(make_app):
     assert len(audit_rows(app, "token.auth_failed")) == 3
     other = call(client, "GET", STATUS, "x", environ_base={"REMOTE_ADDR": "192.0.2.99"})
     assert other.status_code == 401
+
+
+def test_failures_from_an_address_do_not_lock_out_valid_tokens_from_it(make_app):
+    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_TOKEN_FAILURES="3/minute")
+    AuthActions(app.test_client()).register(ALICE)
+    _, valid = issue(app)
+    revoked_id, revoked = issue(app)
+    with app.app_context():
+        service.revoke_token(find_user(ALICE), revoked_id)
+    client = app.test_client()
+    shared = {"REMOTE_ADDR": "198.51.100.7"}  # one NAT, CI runner or proxy for everyone
+
+    def status_of(token: str):
+        return call(client, "GET", STATUS, token, environ_base=shared)
+
+    assert [status_of(token_format.generate()).status_code for _ in range(4)] == [
+        401,
+        401,
+        401,
+        429,
+    ]
+    # The budget is spent, yet a working token from the same address gets in, every time.
+    assert [status_of(valid).status_code for _ in range(3)] == [200, 200, 200]
+    # Failures stay refused with 429: a made-up token, and a real one that no longer works.
+    for token in (token_format.generate(), revoked):
+        refused = status_of(token)
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert error_code(refused) == "rate_limited"
+    assert len(audit_rows(app, "token.auth_failed")) == 3
