@@ -182,6 +182,36 @@ def test_wrong_ip_is_refused_with_403(app, alice, caplog):
     assert token_row(app, token_id).last_used_ip == "203.0.113.9"
 
 
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [(_expired, "expired"), (_revoked, "revoked"), (_out_of_grace, "replaced")],
+)
+def test_a_token_that_no_longer_works_is_a_401_from_any_address(app, alice, spoil, reason):
+    token_id, token = issue(app, ips=["198.51.100.0/24"])
+    spoil(app, token_id, token)
+    client = app.test_client()
+    elsewhere = {"REMOTE_ADDR": "203.0.113.10"}
+    for address in ({"REMOTE_ADDR": "198.51.100.7"}, elsewhere):
+        response = call(client, "GET", STATUS, token, environ_base=address)
+        assert response.status_code == 401 and error_code(response) == "invalid_token"
+    # From outside the allow-list the answer does not even say that the token exists.
+    unknown = call(client, "GET", STATUS, token_format.generate(), environ_base=elsewhere)
+    assert response.get_data() == unknown.get_data()
+    failures = audit_rows(app, "token.auth_failed")
+    assert [f.details["reason"] for f in failures] == [reason, reason, "unknown"]
+
+
+def test_the_allow_list_still_applies_during_a_rotations_grace(app, alice):
+    token_id, token = issue(app, ips=["198.51.100.0/24"])
+    with app.app_context():
+        service.rotate_token(find_user(ALICE), token_id, grace_hours=24)
+    client = app.test_client()
+    inside = call(client, "GET", STATUS, token, environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    assert inside.status_code == 200
+    outside = call(client, "GET", STATUS, token, environ_base={"REMOTE_ADDR": "203.0.113.10"})
+    assert outside.status_code == 403 and error_code(outside) == "ip_not_allowed"
+
+
 def test_an_ipv6_client_matches_an_ipv6_range(app, alice):
     _, token = issue(app, ips=["2001:db8:1234::/48"])
     client = app.test_client()

@@ -78,13 +78,14 @@ def authenticate(raw: str, *, info: RequestInfo) -> tuple[TokenIdentity, User]:
     if match is None:
         _refuse("unknown", hint=token_format.hint(token))
     row, owner = match
-    # The address first: from elsewhere, a token's state is nobody's business.
-    if not policy.ip_allowed(row.allowed_ips, info.ip):
-        _refuse("ip_not_allowed", row=row, status=403)
-    now = utcnow()
-    state = row.state(now)
+    # The state first: a token that no longer works is a 401 like an unknown one from
+    # anywhere, so a 403 tells only the holder of a working token that the address is
+    # wrong, and the audit row keeps the real reason.
+    state = row.state(utcnow())
     if state not in (ACTIVE, ROTATING):
         _refuse(state, row=row)
+    if not policy.ip_allowed(row.allowed_ips, info.ip):
+        _refuse("ip_not_allowed", row=row, status=403)
     _mark_used(row.id, info.ip)
     return TokenIdentity(row.id, row.user_id, row.token_hint, frozenset(row.scopes)), owner
 
