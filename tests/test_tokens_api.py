@@ -20,6 +20,7 @@ from tests.token_helpers import (
     error_code,
     issue,
     token_row,
+    update_token,
 )
 from webapp.auth.services import find_user
 from webapp.db_types import utcnow
@@ -178,6 +179,20 @@ def test_rotation_through_the_api(app, alice):
     [rotated] = audit_rows(app, "token.rotate")
     assert rotated.details["token_id"] == replaced["id"]
     assert rotated.details["new_token_id"] == new["id"]
+
+
+def test_an_expired_token_cannot_be_rotated_back_to_life(app, alice):
+    body = create(alice).get_json()
+    token_id = body["access_token"]["id"]
+    update_token(app, token_id, expires_at=utcnow() - timedelta(seconds=1))
+    response = alice.post(f"/api/tokens/{token_id}/rotate", json={})
+    assert response.status_code == 409 and error_code(response) == "token_inactive"
+    assert "expired" in response.get_json()["error"]["message"]
+    assert "token" not in response.get_json()
+    [listed] = alice.get("/api/tokens").get_json()["tokens"]
+    assert (listed["id"], listed["state"], listed["replaced_by_id"]) == (token_id, "expired", None)
+    assert audit_rows(app, "token.rotate") == []
+    assert call(app.test_client(), "GET", "/api/api-keys/status", body["token"]).status_code == 401
 
 
 @pytest.mark.parametrize(("grace", "status"), [(0, 201), (168, 201), (169, 422), (-1, 422)])

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
-from tests.token_helpers import ALICE, BOB, audit_rows, call, issue, token_row
+from tests.token_helpers import ALICE, BOB, audit_rows, call, issue, token_row, update_token
+from webapp.db_types import utcnow
 from webapp.tokens import format as token_format
 
 TOKEN = re.compile(r'<code id="new-token-value" class="token-value">(khp_[0-9A-Za-z]{38})</code>')
@@ -116,6 +118,27 @@ def test_rotating_shows_the_new_token_and_the_old_ones_grace(app, alice):
     assert html(alice.get(f"/tokens/{token_id}/rotate")).count("already rotated") == 1
     again = alice.post(f"/tokens/{token_id}/rotate", data={"grace_hours": "24"})
     assert again.status_code == 409 and TOKEN.search(html(again)) is None
+
+
+@pytest.mark.parametrize(("state", "message"), [("expired", "has expired"), ("revoked", "revoked")])
+def test_only_an_active_token_is_offered_rotation(app, alice, state, message):
+    token_id, _ = issue(app, name="old laptop")
+    if state == "expired":
+        update_token(app, token_id, expires_at=utcnow() - timedelta(seconds=1))
+    else:
+        alice.post(f"/tokens/{token_id}/revoke")
+    listing = html(alice.get("/tokens/"))
+    assert "old laptop" in listing
+    assert f"/tokens/{token_id}/rotate" not in listing
+    page = html(alice.get(f"/tokens/{token_id}/rotate"))
+    assert message in page and "create a new token instead" in page
+    assert "Rotate token</button>" not in page
+    refused = alice.post(f"/tokens/{token_id}/rotate", data={"grace_hours": "24"})
+    assert refused.status_code == 409
+    assert message in html(refused) and TOKEN.search(html(refused)) is None
+    row = token_row(app, token_id)
+    assert row.grace_until is None and row.replaced_by_id is None
+    assert audit_rows(app, "token.rotate") == []
 
 
 def test_rotating_without_grace(app, alice):

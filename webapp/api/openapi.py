@@ -32,8 +32,8 @@ ERROR_DESCRIPTIONS = {
     "or an action tokens may not take (`token_not_allowed`)",
     404: "Unknown provider, or no such key",
     413: "The body is larger than the server accepts (64 KiB by default)",
-    409: "The request conflicts with the current state (a token already rotated or revoked, "
-    "or as many working tokens as allowed)",
+    409: "The request conflicts with the current state (a token that is expired, revoked or "
+    "already rotated, or as many working tokens as allowed)",
     415: "A body was sent that is not `application/json`",
     422: "The key failed the format check or the provider rejected it; `message` and `fields` "
     "say why, in the provider's words where there are any",

@@ -162,7 +162,8 @@ PATHS: dict[str, Any] = {
             ),
             body_required=False,
             description="A new token with the same name, scopes, lifetime and allowed "
-            "addresses. 409 `token_inactive` for a token already rotated or revoked.",
+            "addresses. Only an active token can be rotated: 409 `token_inactive` for one "
+            "that has expired, was revoked or was already rotated (`message` says which).",
             tag="tokens",
         )
     },

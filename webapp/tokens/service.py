@@ -22,7 +22,7 @@ from webapp.extensions import db
 from webapp.keys.service import KeyServiceError
 from webapp.tokens import format as token_format
 from webapp.tokens import policy
-from webapp.tokens.models import AccessToken
+from webapp.tokens.models import ACTIVE, EXPIRED, REPLACED, REVOKED, ROTATING, AccessToken
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,18 @@ class TokenNotFound(KeyServiceError):
 
 
 class TokenInactive(KeyServiceError):
-    """Rotation asked of a token that is revoked or already replaced."""
+    """Rotation asked of a token that is not active: expired, revoked or already rotated."""
 
     code = "token_inactive"
     status = 409
+
+
+_NOT_ROTATABLE = {
+    EXPIRED: "This token has expired, so it cannot be rotated: create a new token instead.",
+    REVOKED: "This token was revoked, so it cannot be rotated: create a new token instead.",
+    ROTATING: "This token was already rotated: rotate its successor instead.",
+    REPLACED: "This token was already rotated: rotate its successor instead.",
+}
 
 
 class TooManyTokens(KeyServiceError):
@@ -185,14 +193,26 @@ def _locked(user: User, token_id: int) -> AccessToken:
     return row
 
 
+def rotation_refusal(row: AccessToken) -> str | None:
+    """Why ``row`` cannot be rotated now, or None if it can: only an active token can.
+
+    A successor of an expired or revoked token would bring a dead credential
+    back to life with a fresh lifetime, so such a token is replaced by creating
+    a new one, deliberately.
+    """
+    state = row.state(utcnow())
+    return None if state == ACTIVE else _NOT_ROTATABLE[state]
+
+
 def rotate_token(
     user: User, token_id: int, *, grace_hours: int, info: RequestInfo | None = None
 ) -> IssuedToken:
     """Issue a successor with the same settings; the old token works for ``grace_hours`` more."""
     old = _locked(user, token_id)
-    if old.revoked_at is not None or old.grace_until is not None:
+    refusal = rotation_refusal(old)
+    if refusal is not None:
         db.session.rollback()
-        raise TokenInactive("Only a token that is not revoked or already rotated can be rotated.")
+        raise TokenInactive(refusal)
     _check_limit(user, replacing=old.id)
     spec = TokenSpec(
         name=old.name,
@@ -200,24 +220,27 @@ def rotate_token(
         expires_in_days=policy.lifetime_days(old.created_at, old.expires_at, current_app.config),
         allowed_ips=list(old.allowed_ips),
     )
-    grace_until = utcnow() + timedelta(hours=grace_hours)
+    now = utcnow()
+    grace_until = now + timedelta(hours=grace_hours)
     if old.expires_at is not None:
         grace_until = min(grace_until, old.expires_at)
     with audited("token.rotate", actor_id=user.id, info=info, details=_details(old)):
         issued = _issue(user, spec)
-        # Conditional, so that of two rotations racing (SQLite has no FOR UPDATE) one fails.
+        # Conditional, so that of two rotations racing (SQLite has no FOR UPDATE) one fails,
+        # and so does a rotation racing the token's expiry.
         claimed = db.session.execute(
             update(AccessToken)
             .where(
                 AccessToken.id == old.id,
                 AccessToken.grace_until.is_(None),
                 AccessToken.revoked_at.is_(None),
+                or_(AccessToken.expires_at.is_(None), AccessToken.expires_at > now),
             )
             .values(grace_until=grace_until, replaced_by_id=issued.row.id),
             execution_options={"synchronize_session": False},
         ).rowcount
         if claimed != 1:
-            raise TokenInactive("The token was rotated or revoked meanwhile.")
+            raise TokenInactive("The token was rotated, revoked or expired meanwhile.")
         record(
             "token.rotate",
             actor_id=user.id,
