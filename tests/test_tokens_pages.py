@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
 import pytest
 
-from tests.token_helpers import ALICE, BOB, audit_rows, call, issue, token_row, update_token
+from tests.token_helpers import (
+    ALICE,
+    BOB,
+    audit_rows,
+    browser_session,
+    call,
+    issue,
+    token_row,
+    update_token,
+)
 from webapp.db_types import utcnow
 from webapp.tokens import format as token_format
 
@@ -46,7 +56,8 @@ def test_a_new_token_is_shown_once_with_a_copy_button(app, alice):
     assert 'data-copy-target="new-token-value"' in page
     assert '<script src="/static/js/copy.js"' in page
     assert "<script>" not in page and "onclick" not in page and "style=" not in page
-    assert "Set-Cookie" not in response.headers or token not in response.headers["Set-Cookie"]
+    session = browser_session(app, alice)
+    assert "_user_id" in session and token not in json.dumps(session)
     listing = html(alice.get("/tokens/"))
     assert "nightly report" in listing and token[:8] in listing and token not in listing
     assert "keys:validate" in listing and "Only from 192.0.2.0/24" in listing
@@ -113,6 +124,7 @@ def test_rotating_shows_the_new_token_and_the_old_ones_grace(app, alice):
     page = html(response)
     new = TOKEN.search(page).group(1)
     assert new != old and "keeps working until" in page and old[:8] in page
+    assert new not in json.dumps(browser_session(app, alice))
     listing = html(alice.get("/tokens/"))
     assert "Rotated: still works during grace" in listing
     assert html(alice.get(f"/tokens/{token_id}/rotate")).count("already rotated") == 1
