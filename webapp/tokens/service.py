@@ -103,12 +103,17 @@ def _live(user_id: int) -> Any:
     )
 
 
+def count_working(user: User, *, besides: int | None = None) -> int:
+    """How many of the user's tokens still work (grace periods included), ``besides`` aside."""
+    live_tokens = _live(user.id)
+    if besides is not None:
+        live_tokens = live_tokens.where(AccessToken.id != besides)
+    return db.session.scalar(db.select(db.func.count()).select_from(live_tokens.subquery()))
+
+
 def _check_limit(user: User, replacing: int | None = None) -> None:
     limit = current_app.config["TOKEN_MAX_PER_USER"]
-    live_tokens = _live(user.id)
-    if replacing is not None:  # a rotation swaps one token for another
-        live_tokens = live_tokens.where(AccessToken.id != replacing)
-    live = db.session.scalar(db.select(db.func.count()).select_from(live_tokens.subquery()))
+    live = count_working(user, besides=replacing)  # a rotation swaps one token for another
     if live >= limit:
         db.session.rollback()
         raise TooManyTokens(f"You already have {live} working tokens; revoke one first.")
@@ -278,3 +283,20 @@ def revoke_token(user: User, token_id: int, *, info: RequestInfo | None = None) 
         extra={"event": "token.revoke", "user_id": user.id, "token_id": row.id},
     )
     return row
+
+
+def revoke_working_tokens(
+    user: User, *, reason: str, info: RequestInfo | None = None
+) -> list[AccessToken]:
+    """Revoke every token of the user that still works, in the caller's transaction.
+
+    For a change of credentials (a new password) that should end every way in:
+    each token gets its own ``token.revoke`` row, with ``reason``; the caller
+    records its own event, commits and logs.
+    """
+    rows = list(db.session.scalars(_live(user.id).with_for_update()))
+    now = utcnow()
+    for row in rows:
+        row.revoked_at = now
+        record("token.revoke", actor_id=user.id, info=info, details=_details(row, reason=reason))
+    return rows
