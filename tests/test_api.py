@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import AuthActions
+from tests.conftest import ADMIN_EMAIL, AuthActions
 from tests.fakekeys import fake_key
 from tests.helpers import bodyless, rows_of, store
 from webapp.audit.models import AuditEvent
@@ -471,6 +471,22 @@ def test_setup_token_guesses_are_rate_limited(make_app):
     assert form.status_code == 429
     # Asking whether setup is finished, without a token, is not a guess.
     assert client.get("/api/api-keys/status-initial").status_code == 200
+
+
+def test_an_admins_calls_to_set_initial_spend_no_setup_token_guesses(make_app):
+    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_SETUP="2/minute")
+    admin = app.test_client()
+    assert AuthActions(admin).login(ADMIN_EMAIL).status_code == 302
+    body = {"provider": "groq", "api_key": fake_key("groq"), "validate": False}
+    codes = [admin.post("/api/api-keys/set-initial", json=body).status_code for _ in range(4)]
+    assert codes == [201, 200, 200, 200]
+    # The address's budget is whole: its guesses are refused as guesses, not as too many.
+    guess = {"X-Setup-Token": "khs_guess"}
+    codes = [
+        admin.post("/api/api-keys/set-initial", json=body, headers=guess).status_code
+        for _ in range(3)
+    ]
+    assert codes == [403, 403, 429]
 
 
 def test_an_unexpected_failure_is_a_clean_500(make_app, monkeypatch):

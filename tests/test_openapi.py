@@ -23,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.conftest import ADMIN_EMAIL, AuthActions
 from webapp.auth.services import find_user
 from webapp.keys.service import store_key
+from webapp.tokens import format as token_format
 from webapp.tokens import service as token_service
 from webapp.tokens.policy import SCOPES
 
@@ -77,6 +78,43 @@ def test_documented_path_parameters_match_the_routes(client):
         for method, operation in item.items():
             declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             assert declared == in_path, (method, path)
+
+
+def _filled(path: str, token_id: int) -> str:
+    return path.replace("{provider}", "groq").replace("{token_id}", str(token_id))
+
+
+def test_every_answer_to_an_access_token_is_documented(app, client):
+    """Tokens are checked on every /api operation, even where no credential is needed."""
+    spec = document(client)
+    with app.app_context():
+        admin = find_user(ADMIN_EMAIL)
+        issued = {
+            name: token_service.create_token(admin, token_service.clean_spec(name, *args)).token
+            for name, args in {
+                "readable": (["keys:read"], 1, []),
+                "elsewhere": (list(SCOPES), 1, ["192.0.2.0/24"]),
+            }.items()
+        }
+        token_id = token_service.list_tokens(admin)[0].id
+    credentials = {
+        "made up": (token_format.generate(), 401),
+        "from another address": (issued["elsewhere"], 403),
+        "with keys:read": (issued["readable"], None),
+    }
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            for name, (token, expected) in credentials.items():
+                response = client.open(
+                    _filled(path, token_id),
+                    method=method.upper(),
+                    headers={"Authorization": f"Bearer {token}"},
+                    json={} if method != "get" else None,
+                    csrf=False,
+                )
+                where = f"{method.upper()} {path} with a token {name}"
+                assert expected in (None, response.status_code), where
+                assert str(response.status_code) in operation["responses"], where
 
 
 @pytest.fixture

@@ -20,10 +20,13 @@ from tests.token_helpers import (
     error_code,
     issue,
     token_row,
+    update_token,
 )
+from webapp.auth.services import find_user
 from webapp.db_types import utcnow
 from webapp.extensions import db
 from webapp.keys import global_keys
+from webapp.keys.models import UserAPIKey
 from webapp.tokens import format as token_format
 
 PAYLOAD_FIELDS = {
@@ -178,6 +181,20 @@ def test_rotation_through_the_api(app, alice):
     assert rotated.details["new_token_id"] == new["id"]
 
 
+def test_an_expired_token_cannot_be_rotated_back_to_life(app, alice):
+    body = create(alice).get_json()
+    token_id = body["access_token"]["id"]
+    update_token(app, token_id, expires_at=utcnow() - timedelta(seconds=1))
+    response = alice.post(f"/api/tokens/{token_id}/rotate", json={})
+    assert response.status_code == 409 and error_code(response) == "token_inactive"
+    assert "expired" in response.get_json()["error"]["message"]
+    assert "token" not in response.get_json()
+    [listed] = alice.get("/api/tokens").get_json()["tokens"]
+    assert (listed["id"], listed["state"], listed["replaced_by_id"]) == (token_id, "expired", None)
+    assert audit_rows(app, "token.rotate") == []
+    assert call(app.test_client(), "GET", "/api/api-keys/status", body["token"]).status_code == 401
+
+
 @pytest.mark.parametrize(("grace", "status"), [(0, 201), (168, 201), (169, 422), (-1, 422)])
 def test_the_grace_period_is_bounded(app, alice, grace, status):
     token_id = create(alice).get_json()["access_token"]["id"]
@@ -257,11 +274,64 @@ def test_every_resolve_is_audited_even_without_a_key(app, alice):
     _, token = issue(app, scopes=["keys:resolve"])
     client = app.test_client()
     response = call(client, "POST", "/api/keys/resolve/groq", token)
-    assert response.status_code == 404
+    assert response.status_code == 404 and error_code(response) == "no_key_available"
     unknown = call(client, "POST", "/api/keys/resolve/nope", token)
     assert unknown.status_code == 404 and error_code(unknown) == "unknown_provider"
-    [failed] = audit_rows(app, "token.resolve")
-    assert failed.outcome == "failed" and failed.details["reason"] == "no_key"
+    no_key, not_a_provider = audit_rows(app, "token.resolve")
+    assert (no_key.outcome, no_key.provider, no_key.details["reason"]) == (
+        "failed",
+        "groq",
+        "no_key",
+    )
+    assert (not_a_provider.outcome, not_a_provider.provider) == ("failed", None)
+    assert not_a_provider.details["reason"] == "unknown_provider"
+    assert not_a_provider.details["requested"] == "nope"
+    assert {e.details["hint"] for e in (no_key, not_a_provider)} == {token[:8]}
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"data": "{not json", "content_type": "application/json"}, 400, "malformed_json"),
+        ({"json": {"provider": "groq"}}, 400, "invalid_body"),
+        ({"data": "a=b", "content_type": FORM}, 415, "unsupported_media_type"),
+        ({"json": {"padding": "x" * 70_000}}, 413, "payload_too_large"),
+    ],
+)
+def test_a_resolve_refused_for_its_body_is_audited(app, alice, body, status, code):
+    key = store(app, ALICE, "groq")
+    _, token = issue(app, scopes=["keys:resolve"])
+    response = call(app.test_client(), "POST", "/api/keys/resolve/groq", token, **body)
+    assert response.status_code == status and error_code(response) == code
+    assert key not in response.get_data(as_text=True)
+    [event] = audit_rows(app, "token.resolve")
+    assert (event.outcome, event.provider, event.details["reason"]) == ("failed", "groq", code)
+    assert event.details["hint"] == token[:8]
+
+
+def test_a_key_that_cannot_be_decrypted_is_audited_as_a_failed_resolve(app, alice, user_client):
+    store(app, ALICE, "groq")
+    user_client(BOB)
+    store(app, BOB, "groq")
+    with app.app_context():
+        # Bob's ciphertext in Alice's row: sealed for another user, so it cannot be opened.
+        rows = {r.user_id: r for r in db.session.scalars(db.select(UserAPIKey))}
+        alice_id = find_user(ALICE).id
+        [bob_id] = set(rows) - {alice_id}
+        rows[alice_id].encrypted_key = rows[bob_id].encrypted_key
+        db.session.commit()
+    _, token = issue(app, scopes=["keys:resolve"])
+    response = call(app.test_client(), "POST", "/api/keys/resolve/groq", token)
+    assert response.status_code == 500 and error_code(response) == "key_unreadable"
+    [event] = audit_rows(app, "token.resolve")
+    assert (event.outcome, event.provider, event.details["reason"]) == (
+        "failed",
+        "groq",
+        "key_unreadable",
+    )
 
 
 @pytest.mark.parametrize(("allowed", "status"), [(False, 404), (True, 200)])

@@ -182,6 +182,36 @@ def test_wrong_ip_is_refused_with_403(app, alice, caplog):
     assert token_row(app, token_id).last_used_ip == "203.0.113.9"
 
 
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [(_expired, "expired"), (_revoked, "revoked"), (_out_of_grace, "replaced")],
+)
+def test_a_token_that_no_longer_works_is_a_401_from_any_address(app, alice, spoil, reason):
+    token_id, token = issue(app, ips=["198.51.100.0/24"])
+    spoil(app, token_id, token)
+    client = app.test_client()
+    elsewhere = {"REMOTE_ADDR": "203.0.113.10"}
+    for address in ({"REMOTE_ADDR": "198.51.100.7"}, elsewhere):
+        response = call(client, "GET", STATUS, token, environ_base=address)
+        assert response.status_code == 401 and error_code(response) == "invalid_token"
+    # From outside the allow-list the answer does not even say that the token exists.
+    unknown = call(client, "GET", STATUS, token_format.generate(), environ_base=elsewhere)
+    assert response.get_data() == unknown.get_data()
+    failures = audit_rows(app, "token.auth_failed")
+    assert [f.details["reason"] for f in failures] == [reason, reason, "unknown"]
+
+
+def test_the_allow_list_still_applies_during_a_rotations_grace(app, alice):
+    token_id, token = issue(app, ips=["198.51.100.0/24"])
+    with app.app_context():
+        service.rotate_token(find_user(ALICE), token_id, grace_hours=24)
+    client = app.test_client()
+    inside = call(client, "GET", STATUS, token, environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    assert inside.status_code == 200
+    outside = call(client, "GET", STATUS, token, environ_base={"REMOTE_ADDR": "203.0.113.10"})
+    assert outside.status_code == 403 and error_code(outside) == "ip_not_allowed"
+
+
 def test_an_ipv6_client_matches_an_ipv6_range(app, alice):
     _, token = issue(app, ips=["2001:db8:1234::/48"])
     client = app.test_client()
@@ -235,7 +265,7 @@ def test_a_token_of_one_user_never_touches_another_users_keys(app, alice, user_c
     for client in (app.test_client(), bob):
         assert groq_status(call(client, "GET", STATUS, token))["has_key"] is False
         deleted = call(client, "DELETE", "/api/api-keys/groq", token)
-        assert deleted.status_code in (200, 404)
+        assert deleted.status_code == 404 and error_code(deleted) == "key_not_found"
         resolved = call(client, "POST", "/api/keys/resolve/groq", token)
         assert resolved.status_code == 404 and bob_key not in resolved.get_data(as_text=True)
         validated = call(client, "POST", "/api/api-keys/validate/groq", token, json={})
@@ -326,3 +356,32 @@ def test_failed_token_attempts_are_limited_per_address(make_app):
     assert len(audit_rows(app, "token.auth_failed")) == 3
     other = call(client, "GET", STATUS, "x", environ_base={"REMOTE_ADDR": "192.0.2.99"})
     assert other.status_code == 401
+
+
+def test_failures_from_an_address_do_not_lock_out_valid_tokens_from_it(make_app):
+    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_TOKEN_FAILURES="3/minute")
+    AuthActions(app.test_client()).register(ALICE)
+    _, valid = issue(app)
+    revoked_id, revoked = issue(app)
+    with app.app_context():
+        service.revoke_token(find_user(ALICE), revoked_id)
+    client = app.test_client()
+    shared = {"REMOTE_ADDR": "198.51.100.7"}  # one NAT, CI runner or proxy for everyone
+
+    def status_of(token: str):
+        return call(client, "GET", STATUS, token, environ_base=shared)
+
+    assert [status_of(token_format.generate()).status_code for _ in range(4)] == [
+        401,
+        401,
+        401,
+        429,
+    ]
+    # The budget is spent, yet a working token from the same address gets in, every time.
+    assert [status_of(valid).status_code for _ in range(3)] == [200, 200, 200]
+    # Failures stay refused with 429: a made-up token, and a real one that no longer works.
+    for token in (token_format.generate(), revoked):
+        refused = status_of(token)
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert error_code(refused) == "rate_limited"
+    assert len(audit_rows(app, "token.auth_failed")) == 3

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import timedelta
 
 import pytest
 
-from tests.token_helpers import ALICE, BOB, audit_rows, call, issue, token_row
+from tests.conftest import PASSWORD
+from tests.token_helpers import (
+    ALICE,
+    BOB,
+    audit_rows,
+    browser_session,
+    call,
+    issue,
+    token_row,
+    update_token,
+)
+from webapp.auth.services import find_user
+from webapp.db_types import utcnow
 from webapp.tokens import format as token_format
+from webapp.tokens import service
 
 TOKEN = re.compile(r'<code id="new-token-value" class="token-value">(khp_[0-9A-Za-z]{38})</code>')
 
@@ -44,7 +59,8 @@ def test_a_new_token_is_shown_once_with_a_copy_button(app, alice):
     assert 'data-copy-target="new-token-value"' in page
     assert '<script src="/static/js/copy.js"' in page
     assert "<script>" not in page and "onclick" not in page and "style=" not in page
-    assert "Set-Cookie" not in response.headers or token not in response.headers["Set-Cookie"]
+    session = browser_session(app, alice)
+    assert "_user_id" in session and token not in json.dumps(session)
     listing = html(alice.get("/tokens/"))
     assert "nightly report" in listing and token[:8] in listing and token not in listing
     assert "keys:validate" in listing and "Only from 192.0.2.0/24" in listing
@@ -111,11 +127,33 @@ def test_rotating_shows_the_new_token_and_the_old_ones_grace(app, alice):
     page = html(response)
     new = TOKEN.search(page).group(1)
     assert new != old and "keeps working until" in page and old[:8] in page
+    assert new not in json.dumps(browser_session(app, alice))
     listing = html(alice.get("/tokens/"))
     assert "Rotated: still works during grace" in listing
     assert html(alice.get(f"/tokens/{token_id}/rotate")).count("already rotated") == 1
     again = alice.post(f"/tokens/{token_id}/rotate", data={"grace_hours": "24"})
     assert again.status_code == 409 and TOKEN.search(html(again)) is None
+
+
+@pytest.mark.parametrize(("state", "message"), [("expired", "has expired"), ("revoked", "revoked")])
+def test_only_an_active_token_is_offered_rotation(app, alice, state, message):
+    token_id, _ = issue(app, name="old laptop")
+    if state == "expired":
+        update_token(app, token_id, expires_at=utcnow() - timedelta(seconds=1))
+    else:
+        alice.post(f"/tokens/{token_id}/revoke")
+    listing = html(alice.get("/tokens/"))
+    assert "old laptop" in listing
+    assert f"/tokens/{token_id}/rotate" not in listing
+    page = html(alice.get(f"/tokens/{token_id}/rotate"))
+    assert message in page and "create a new token instead" in page
+    assert "Rotate token</button>" not in page
+    refused = alice.post(f"/tokens/{token_id}/rotate", data={"grace_hours": "24"})
+    assert refused.status_code == 409
+    assert message in html(refused) and TOKEN.search(html(refused)) is None
+    row = token_row(app, token_id)
+    assert row.grace_until is None and row.replaced_by_id is None
+    assert audit_rows(app, "token.rotate") == []
 
 
 def test_rotating_without_grace(app, alice):
@@ -153,3 +191,53 @@ def test_pages_refuse_without_csrf_and_for_other_users(app, alice, user_client):
     row = token_row(app, token_id)
     assert row.revoked_at is None and row.grace_until is None
     assert app.test_client().get("/tokens/").status_code == 302  # to the login page
+
+
+def change_password(client, **extra):
+    new = PASSWORD + "!"
+    form = {"current": PASSWORD, "password": new, "confirm": new, **extra}
+    return client.post("/auth/password", data=form, follow_redirects=True)
+
+
+def test_a_new_password_revokes_the_working_tokens_unless_unticked(app, alice):
+    rotated_id, rotated = issue(app, name="rotated")
+    with app.app_context():
+        successor = service.rotate_token(find_user(ALICE), rotated_id, grace_hours=24).token
+    active_id, active = issue(app, name="active")
+    expired_id, _ = issue(app, name="expired")
+    update_token(app, expired_id, expires_at=utcnow() - timedelta(seconds=1))
+    page = html(alice.get("/auth/password"))
+    assert "You have 3 working" in page and "access tokens</a>" in page
+    assert re.search(r'<input [^>]*checked id="revoke_tokens" name="revoke_tokens"', page)
+    assert "stop working at once" in page
+    wrong = alice.post("/auth/password", data={"current": "wrong", "password": "x" * 12})
+    assert wrong.status_code == 400
+    response = change_password(alice, revoke_tokens="y")
+    assert "3 access tokens were revoked." in html(response)
+    script = app.test_client()
+    for token in (rotated, successor, active):
+        assert call(script, "GET", "/api/api-keys/status", token).status_code == 401
+    revoked = audit_rows(app, "token.revoke")
+    assert sorted(r.details["token_id"] for r in revoked) == sorted(
+        [rotated_id, active_id, token_row(app, rotated_id).replaced_by_id]
+    )
+    assert {r.details["reason"] for r in revoked} == {"password_change"}
+    [changed] = [e for e in audit_rows(app, "auth.password_change") if e.outcome == "ok"]
+    assert changed.details == {"tokens_revoked": 3}
+    assert token_row(app, expired_id).revoked_at is None  # it stopped working by itself
+    assert "You have" not in html(alice.get("/auth/password"))  # nothing left to revoke
+
+
+def test_an_unticked_box_keeps_the_tokens(app, alice):
+    _, token = issue(app)
+    response = change_password(alice)  # a browser sends no field for an unticked box
+    assert "Your password was changed." in html(response) and "revoked" not in html(response)
+    assert call(app.test_client(), "GET", "/api/api-keys/status", token).status_code == 200
+    assert audit_rows(app, "token.revoke") == []
+    [changed] = audit_rows(app, "auth.password_change")
+    assert changed.details == {"tokens_revoked": 0}
+
+
+def test_without_tokens_the_password_page_offers_nothing_to_revoke(alice):
+    page = html(alice.get("/auth/password"))
+    assert "revoke_tokens" not in page and "access token" not in page

@@ -62,6 +62,17 @@ def audit_rows(app: Flask, action: str) -> list[AuditEvent]:
         return list(rows)
 
 
+def browser_session(app: Flask, client) -> dict:
+    """The session the browser holds after its last response, decoded.
+
+    The cookie is signed, base64 and maybe compressed JSON, so a token stored
+    in it would not show verbatim in the Set-Cookie header.
+    """
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None, "the browser holds no session"
+    return app.session_interface.get_signing_serializer(app).loads(cookie.value)
+
+
 def error_code(response) -> str:
     assert response.is_json, response.get_data(as_text=True)[:300]
     return response.get_json()["error"]["code"]

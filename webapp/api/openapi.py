@@ -26,14 +26,14 @@ ERROR_DESCRIPTIONS = {
     400: "Malformed JSON, a body that is not an object, wrong field types, unknown fields, "
     "or a missing CSRF token (code `csrf_failed`)",
     401: "Not signed in, or the access token is missing, malformed, unknown, expired or revoked "
-    "(code `invalid_token`)",
+    "(code `invalid_token`; a token sent where none is needed is checked all the same)",
     403: "Signed in, but not allowed (or a wrong / spent setup token); with an access token: "
     "a scope it lacks (`insufficient_scope`), an address it does not allow (`ip_not_allowed`) "
     "or an action tokens may not take (`token_not_allowed`)",
     404: "Unknown provider, or no such key",
     413: "The body is larger than the server accepts (64 KiB by default)",
-    409: "The request conflicts with the current state (a token already rotated or revoked, "
-    "or as many working tokens as allowed)",
+    409: "The request conflicts with the current state (a token that is expired, revoked or "
+    "already rotated, or as many working tokens as allowed)",
     415: "A body was sent that is not `application/json`",
     422: "The key failed the format check or the provider rejected it; `message` and `fields` "
     "say why, in the provider's words where there are any",

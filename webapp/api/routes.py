@@ -172,6 +172,11 @@ def clear_keys():
     return jsonify(deleted=service.clear_keys(_user(), info=request_info()))
 
 
+def _no_setup_token() -> bool:
+    """Only a request that presents a setup token is a guess at one; an admin's is not."""
+    return SETUP_TOKEN_HEADER not in request.headers
+
+
 def _global_key_actor() -> User | None:
     """Who may set a global key: the setup token's holder (None) or a signed-in admin."""
     token = request.headers.get(SETUP_TOKEN_HEADER)
@@ -187,7 +192,7 @@ def _global_key_actor() -> User | None:
 
 @bp.post("/api-keys/set-initial")
 @csrf.exempt
-@token_guesses()
+@token_guesses(exempt_when=_no_setup_token)
 def set_initial():
     actor = _global_key_actor()  # before reading the body: strangers learn nothing from it
     provider, api_key, extra, validate, _ = _key_submission()
@@ -207,7 +212,7 @@ def _may_see_global_keys() -> bool:
 
 
 @bp.get("/api-keys/status-initial")
-@token_guesses(exempt_when=lambda: SETUP_TOKEN_HEADER not in request.headers)
+@token_guesses(exempt_when=_no_setup_token)
 def status_initial():
     fields(json_body())
     body: dict[str, Any] = {"setup_complete": setup.setup_finished()}

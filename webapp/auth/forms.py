@@ -60,3 +60,12 @@ class PasswordChangeForm(FlaskForm):
     )
     password = RegisterForm.password
     confirm = RegisterForm.confirm
+    # Ticked unless the user unticks it: a new password is most often a response to a
+    # suspected compromise, and a token minted with the stolen password must end too.
+    revoke_tokens = BooleanField(
+        "Also revoke my access tokens",
+        default=True,
+        description="Scripts and services that use them stop working at once; create new "
+        "tokens for them afterwards. Untick this only if no one else can have used your "
+        "password.",
+    )

@@ -17,6 +17,7 @@ from webapp.auth import services
 from webapp.auth.forms import LoginForm, PasswordChangeForm, RegisterForm, normalise_email
 from webapp.extensions import limiter
 from webapp.ratelimit import account_rate_key, configured, ip_rate_key, user_rate_key
+from webapp.tokens import service as tokens
 from webapp.web import form_status, no_store, request_info, safe_next
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -89,13 +90,28 @@ def logout():
 @no_store
 def change_password():
     form = PasswordChangeForm()
+    user = current_user._get_current_object()
+    working_tokens = tokens.count_working(user)
     if form.validate_on_submit():
-        user = current_user._get_current_object()
-        if services.change_password(
-            user, form.current.data, form.password.data, info=request_info()
-        ):
+        changed = services.change_password(
+            user,
+            form.current.data,
+            form.password.data,
+            revoke_tokens=form.revoke_tokens.data,
+            info=request_info(),
+        )
+        if changed:
             _start_session(user, remember=False)  # other sessions end with the old token
-            flash("Your password was changed. Other sessions have been signed out.", "success")
+            flash(_changed_message(changed), "success")
             return redirect(url_for("keys.dashboard"))
         form.current.errors.append("That is not your current password.")
-    return render_template("auth/password.html", form=form), form_status(form)
+    page = render_template("auth/password.html", form=form, working_tokens=working_tokens)
+    return page, form_status(form)
+
+
+def _changed_message(changed: services.PasswordChanged) -> str:
+    message = "Your password was changed. Other sessions have been signed out."
+    if changed.tokens_revoked:
+        count = changed.tokens_revoked
+        message += f" {count} access token{'s were' if count > 1 else ' was'} revoked."
+    return message

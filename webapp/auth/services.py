@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
@@ -11,6 +12,7 @@ from webapp.audit.service import RequestInfo, audited, record
 from webapp.auth.models import User, check_unknown_password
 from webapp.db_types import utcnow
 from webapp.extensions import db
+from webapp.tokens import service as tokens
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,21 @@ def logout(user: User, *, info: RequestInfo | None = None) -> None:
         record("auth.logout", actor_id=user.id, info=info)
 
 
-def change_password(user: User, current: str, new: str, *, info: RequestInfo | None = None) -> bool:
+@dataclass(frozen=True)
+class PasswordChanged:
+    tokens_revoked: int  # the access tokens that stopped working with the old password
+
+
+def change_password(
+    user: User,
+    current: str,
+    new: str,
+    *,
+    revoke_tokens: bool = False,
+    info: RequestInfo | None = None,
+) -> PasswordChanged | None:
+    """Set a new password (None if ``current`` is wrong), and with ``revoke_tokens`` revoke
+    every access token that still works, in the same transaction."""
     if not user.check_password(current):
         record("auth.password_change", outcome="denied", actor_id=user.id, info=info)
         db.session.commit()
@@ -84,8 +100,19 @@ def change_password(user: User, current: str, new: str, *, info: RequestInfo | N
             ip=info.ip if info else None,
             reason="bad_password",
         )
-        return False
+        return None
     with audited("auth.password_change", actor_id=user.id, info=info):
         user.set_password(new)
-        record("auth.password_change", actor_id=user.id, info=info)
-    return True
+        revoked = []
+        if revoke_tokens:
+            revoked = tokens.revoke_working_tokens(user, reason="password_change", info=info)
+        details = {"tokens_revoked": len(revoked)}
+        record("auth.password_change", actor_id=user.id, info=info, details=details)
+    if revoked:
+        log.info(
+            "password changed for user %s: %s access tokens revoked",
+            user.id,
+            len(revoked),
+            extra={"event": "token.revoke", "user_id": user.id, "reason": "password_change"},
+        )
+    return PasswordChanged(tokens_revoked=len(revoked))

@@ -120,8 +120,11 @@ def revoke_token(token_id: int):
 @bp.post("/keys/resolve/<provider>")
 @login_required
 def resolve_key(provider: str):
-    fields(json_body())
-    resolved = resolve.resolve_key(_user(), current_token(), provider, info=request_info())
+    user, token, info = _user(), current_token(), request_info()
+    # The body is read inside too: every call, even one refused for its body, is audited.
+    with resolve.audited_call(user, token, provider, info=info):
+        fields(json_body())
+        resolved = resolve.resolve_key(user, token, provider, info=info)
     return jsonify(
         provider=provider,
         source=resolved.source,

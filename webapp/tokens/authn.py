@@ -1,8 +1,11 @@
 """Who a bearer token speaks for, and why it is refused when it is.
 
-Failures are audited (``token.auth_failed``) and logged with the reason,
-while the caller learns only 401 (no usable token) or 403 (a valid token
-that may not be used from this address).
+``authenticate`` only decides: a refusal is raised with its reason and
+written nowhere, so that the caller (``bearer.py``) can first count it
+against the address's failure budget. ``record_refusal`` then audits
+(``token.auth_failed``) and logs it with the reason, while the caller
+learns only 401 (no usable token) or 403 (a valid token that may not be
+used from this address).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from sqlalchemy import update
 
@@ -35,12 +39,22 @@ class TokenIdentity:
 
 
 class TokenRefused(Exception):
-    """``reason`` is for the audit trail and the log; ``status`` is all the caller gets."""
+    """``reason`` and ``details`` are for the audit trail and the log; ``status`` is all
+    the caller gets. ``owner_id`` is the token's owner when the token was found."""
 
-    def __init__(self, reason: str, status: int = 401) -> None:
+    def __init__(
+        self,
+        reason: str,
+        status: int = 401,
+        *,
+        details: dict[str, Any] | None = None,
+        owner_id: int | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.details = {"reason": reason, **(details or {})}
+        self.owner_id = owner_id
 
 
 def authenticate(raw: str, *, info: RequestInfo) -> tuple[TokenIdentity, User]:
@@ -50,7 +64,7 @@ def authenticate(raw: str, *, info: RequestInfo) -> tuple[TokenIdentity, User]:
     except token_format.TokenFormatError as exc:
         # Decided offline: a mistyped or made-up token costs no lookup.
         hint = token_format.hint(raw) if exc.reason == "bad_checksum" else None
-        _refuse(exc.reason, info, hint=hint)
+        _refuse(exc.reason, hint=hint)
     digest = token_format.token_hash(token)
     candidates = db.session.execute(
         db.select(AccessToken, User)
@@ -62,15 +76,16 @@ def authenticate(raw: str, *, info: RequestInfo) -> tuple[TokenIdentity, User]:
         if hmac.compare_digest(row.token_hash, digest):
             match = (row, owner)
     if match is None:
-        _refuse("unknown", info, hint=token_format.hint(token))
+        _refuse("unknown", hint=token_format.hint(token))
     row, owner = match
-    # The address first: from elsewhere, a token's state is nobody's business.
-    if not policy.ip_allowed(row.allowed_ips, info.ip):
-        _refuse("ip_not_allowed", info, row=row, status=403)
-    now = utcnow()
-    state = row.state(now)
+    # The state first: a token that no longer works is a 401 like an unknown one from
+    # anywhere, so a 403 tells only the holder of a working token that the address is
+    # wrong, and the audit row keeps the real reason.
+    state = row.state(utcnow())
     if state not in (ACTIVE, ROTATING):
-        _refuse(state, info, row=row)
+        _refuse(state, row=row)
+    if not policy.ip_allowed(row.allowed_ips, info.ip):
+        _refuse("ip_not_allowed", row=row, status=403)
     _mark_used(row.id, info.ip)
     return TokenIdentity(row.id, row.user_id, row.token_hint, frozenset(row.scopes)), owner
 
@@ -91,27 +106,33 @@ def _mark_used(token_id: int, ip: str | None) -> None:
 
 
 def _refuse(
-    reason: str,
-    info: RequestInfo,
-    *,
-    hint: str | None = None,
-    row: AccessToken | None = None,
-    status: int = 401,
-) -> None:
-    details = {"reason": reason}
+    reason: str, *, hint: str | None = None, row: AccessToken | None = None, status: int = 401
+) -> NoReturn:
+    details: dict[str, Any] = {}
     if row is not None:
         details.update(token_id=row.id, hint=row.token_hint)
     elif hint:
         details["hint"] = hint
     owner = row.user_id if row is not None else None
-    record("token.auth_failed", outcome="denied", subject_id=owner, info=info, details=details)
+    raise TokenRefused(reason, status, details=details, owner_id=owner)
+
+
+def record_refusal(refusal: TokenRefused, info: RequestInfo) -> None:
+    """Audit and log a refused token, with the reason the caller is not told."""
+    details = refusal.details
+    record(
+        "token.auth_failed",
+        outcome="denied",
+        subject_id=refusal.owner_id,
+        info=info,
+        details=details,
+    )
     db.session.commit()
     log.warning(
         "access token refused: %s",
-        reason,
-        extra={"event": "token.auth_failed", "reason": reason, "ip": info.ip, **details},
+        refusal.reason,
+        extra={"event": "token.auth_failed", "ip": info.ip, **details},
     )
-    raise TokenRefused(reason, status)
 
 
 def record_scope_denial(

@@ -34,7 +34,9 @@ BEARER_SCHEME = {
     "type": "http",
     "scheme": "bearer",
     "description": "A personal access token (`khp_...`) from `/tokens`. Each operation lists "
-    "the scope it needs; with a token, cookies are ignored and no CSRF token is needed.",
+    "the scope it needs; with a token, cookies are ignored and no CSRF token is needed. A token "
+    "sent to any `/api` endpoint is checked, even where no credential is needed: one that does "
+    "not work is answered 401 `invalid_token` there too.",
 }
 TOKEN_ID = {
     "name": "token_id",
@@ -162,7 +164,8 @@ PATHS: dict[str, Any] = {
             ),
             body_required=False,
             description="A new token with the same name, scopes, lifetime and allowed "
-            "addresses. 409 `token_inactive` for a token already rotated or revoked.",
+            "addresses. Only an active token can be rotated: 409 `token_inactive` for one "
+            "that has expired, was revoked or was already rotated (`message` says which).",
             tag="tokens",
         )
     },
@@ -200,22 +203,29 @@ PATHS: dict[str, Any] = {
 
 
 def _bearer_access(paths: dict[str, Any]) -> None:
-    """Add ``{"bearer": [scope]}`` to every operation a token may call."""
+    """Add what a token meets to every operation: the refusals, and the scope where one may.
+
+    bearer.py checks every token sent to /api, whatever the operation needs, so
+    each operation may answer a token 401 (it does not work) and 403 (not from
+    this address, not the scope needed, or an operation closed to tokens); the
+    operations a token may call also get ``{"bearer": [scope]}``.
+    """
     for rule in current_app.url_map.iter_rules():
         if not (rule.rule == "/api" or rule.rule.startswith("/api/")):
             continue
         scope = required_scope(rule.endpoint)
-        if scope in (PUBLIC, SESSION_ONLY):
-            continue
         path = re.sub(r"<(?:[^<>]+:)?([^<>:]+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             op = paths.get(path, {}).get(method.lower())
             if op is None:
                 continue
+            responses = {"401": error(401), "403": error(403), **op["responses"]}
+            op["responses"] = dict(sorted(responses.items()))
+            if scope in (PUBLIC, SESSION_ONLY):
+                continue
             security = op.setdefault("security", list(SESSION))
             if {"bearer": [scope]} not in security:
                 security.append({"bearer": [scope]})
-            op["responses"].setdefault("403", error(403))
 
 
 def with_tokens(document: dict[str, Any]) -> dict[str, Any]:

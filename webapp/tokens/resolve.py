@@ -10,14 +10,20 @@ answered or refused, leaves an audit row.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from flask import current_app
+from werkzeug.exceptions import HTTPException
 
 from webapp.audit.service import RequestInfo, record
 from webapp.auth.models import User
-from webapp.crypto import mask_key
+from webapp.crypto import KeyDecryptionError, mask_key
+from webapp.errors import CODES
 from webapp.extensions import db
 from webapp.keys import service as keys
+from webapp.providers.catalog import get_provider
 from webapp.tokens.authn import TokenIdentity
 from webapp.tokens.policy import RESOLVE_SCOPE
 
@@ -34,27 +40,65 @@ class NoOwnKey(keys.KeyServiceError):
     status = 404
 
 
+#: refusals of the caller (outcome "denied"), with the reason their audit rows give;
+#: anything else that ends a call is a failure
+DENIALS: dict[type[Exception], str] = {ResolveNeedsToken: "token_required", NoOwnKey: "global_key"}
+
+
+@contextmanager
+def audited_call(
+    user: User, token: TokenIdentity | None, provider_id: str, *, info: RequestInfo | None
+) -> Iterator[None]:
+    """Leave a ``token.resolve`` row for a call that ends in an error, whatever the error.
+
+    The block holds everything the call does, from reading the request body to
+    ``resolve_key`` (which records the row of a call that succeeds), so that a
+    bad body, an unknown provider or an unreadable key are on record too.
+    """
+    try:
+        yield
+    except Exception as exc:
+        db.session.rollback()
+        outcome, reason = _outcome_of(exc)
+        try:
+            _record(user, token, provider_id, info, outcome=outcome, reason=reason)
+        except Exception as write_error:
+            db.session.rollback()
+            # The call's own error is the one to answer with; the type only, as in
+            # record_failure: a driver's message can carry the statement's parameters.
+            log.error("could not audit a key resolve: %s", type(write_error).__name__)
+        raise
+
+
+def _outcome_of(exc: Exception) -> tuple[str, str]:
+    for kind, reason in DENIALS.items():
+        if isinstance(exc, kind):
+            return "denied", reason
+    if isinstance(exc, keys.NoKeyAvailable):
+        return "failed", exc.reason
+    if isinstance(exc, KeyDecryptionError):
+        return "failed", "key_unreadable"
+    if isinstance(exc, HTTPException):
+        return "failed", CODES.get(exc.code or 500, "error")
+    code = getattr(exc, "code", None)  # KeyServiceError, ApiError: a machine-readable code
+    return "failed", code if isinstance(code, str) else "error"
+
+
 def resolve_key(
     user: User, token: TokenIdentity | None, provider_id: str, *, info: RequestInfo | None
 ) -> keys.ResolvedKey:
-    """The plaintext ``get_key_for`` would use, for the owner's token; audited either way."""
+    """The plaintext ``get_key_for`` would use, for the owner's token; call it in
+    ``audited_call``, which records the calls that fail."""
     provider = keys.require_provider(provider_id)
     if token is None or RESOLVE_SCOPE not in token.scopes:
-        _record(user, token, provider.id, info, outcome="denied", reason="token_required")
         raise ResolveNeedsToken(
             f"Keys can only be resolved with an access token that has the {RESOLVE_SCOPE} scope."
         )
     allow_global = current_app.config["TOKEN_RESOLVE_GLOBAL_KEYS"]
     if not allow_global and keys.key_status(user, provider.id).source == "global":
-        _record(user, token, provider.id, info, outcome="denied", reason="global_key")
         raise NoOwnKey(f"You have no usable {provider.name} key of your own to resolve.")
-    try:
-        resolved = keys.get_key_for(user, provider.id)
-    except keys.NoKeyAvailable as exc:
-        _record(user, token, provider.id, info, outcome="failed", reason=exc.reason)
-        raise
+    resolved = keys.get_key_for(user, provider.id)
     if resolved.source == "global" and not allow_global:  # changed since the check above
-        _record(user, token, provider.id, info, outcome="denied", reason="global_key")
         raise NoOwnKey(f"You have no usable {provider.name} key of your own to resolve.")
     hint = mask_key(resolved.value, provider.key_prefix)
     _record(user, token, provider.id, info, outcome="ok", source=resolved.source, key_hint=hint)
@@ -68,15 +112,19 @@ def _record(
     info: RequestInfo | None,
     *,
     outcome: str,
-    **details: str,
+    **details: Any,
 ) -> None:
     if token is not None:
-        details = {"token_id": token.id, "hint": token.hint, **details}  # type: ignore[dict-item]
+        details = {"token_id": token.id, "hint": token.hint, **details}
+    provider: str | None = provider_id
+    if get_provider(provider_id) is None:
+        # Not a provider: the name came from the URL, so it goes in the details, cut short.
+        provider, details = None, {**details, "requested": provider_id[:40]}
     record(
         "token.resolve",
         outcome=outcome,
         actor_id=user.id,
-        provider=provider_id,
+        provider=provider,
         info=info,
         details=details,
     )
@@ -84,7 +132,7 @@ def _record(
     log.info(
         "key resolve for user %s, %s: %s",
         user.id,
-        provider_id,
+        provider,
         outcome,
-        extra={"event": "token.resolve", "user_id": user.id, "provider": provider_id, **details},
+        extra={"event": "token.resolve", "user_id": user.id, "provider": provider, **details},
     )

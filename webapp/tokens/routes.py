@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from webapp.db_types import utcnow
@@ -50,17 +50,24 @@ def index():
 def rotate(token_id: int):
     token = service.get_token(current_user, token_id)
     form = RotateForm().configure(current_app.config)
-    if form.validate_on_submit():
+    refusal = service.rotation_refusal(token)
+    if refusal is None and form.validate_on_submit():
         grace, problem = policy.clean_grace(form.chosen_grace(), current_app.config)
         if problem:
             form.grace_hours.errors.append(problem)
         else:
-            issued = service.rotate_token(
-                current_user, token.id, grace_hours=grace, info=request_info()
-            )
-            return _issued_page(issued, replaced=service.get_token(current_user, token_id))
-    page = render_template("tokens/rotate.html", token=token, form=form, now=utcnow())
-    return page, form_status(form)
+            try:
+                issued = service.rotate_token(
+                    current_user, token.id, grace_hours=grace, info=request_info()
+                )
+            except service.TokenInactive as exc:  # expired or changed since the page was read
+                refusal = exc.message
+            else:
+                return _issued_page(issued, replaced=service.get_token(current_user, token_id))
+    page = render_template(
+        "tokens/rotate.html", token=token, form=form, refusal=refusal, now=utcnow()
+    )
+    return page, 409 if refusal and request.method == "POST" else form_status(form)
 
 
 @bp.route(f"/{URL_ID}/revoke", methods=["GET", "POST"])

@@ -22,7 +22,7 @@ from webapp.extensions import db
 from webapp.keys.service import KeyServiceError
 from webapp.tokens import format as token_format
 from webapp.tokens import policy
-from webapp.tokens.models import AccessToken
+from webapp.tokens.models import ACTIVE, EXPIRED, REPLACED, REVOKED, ROTATING, AccessToken
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,18 @@ class TokenNotFound(KeyServiceError):
 
 
 class TokenInactive(KeyServiceError):
-    """Rotation asked of a token that is revoked or already replaced."""
+    """Rotation asked of a token that is not active: expired, revoked or already rotated."""
 
     code = "token_inactive"
     status = 409
+
+
+_NOT_ROTATABLE = {
+    EXPIRED: "This token has expired, so it cannot be rotated: create a new token instead.",
+    REVOKED: "This token was revoked, so it cannot be rotated: create a new token instead.",
+    ROTATING: "This token was already rotated: rotate its successor instead.",
+    REPLACED: "This token was already rotated: rotate its successor instead.",
+}
 
 
 class TooManyTokens(KeyServiceError):
@@ -95,12 +103,17 @@ def _live(user_id: int) -> Any:
     )
 
 
+def count_working(user: User, *, besides: int | None = None) -> int:
+    """How many of the user's tokens still work (grace periods included), ``besides`` aside."""
+    live_tokens = _live(user.id)
+    if besides is not None:
+        live_tokens = live_tokens.where(AccessToken.id != besides)
+    return db.session.scalar(db.select(db.func.count()).select_from(live_tokens.subquery()))
+
+
 def _check_limit(user: User, replacing: int | None = None) -> None:
     limit = current_app.config["TOKEN_MAX_PER_USER"]
-    live_tokens = _live(user.id)
-    if replacing is not None:  # a rotation swaps one token for another
-        live_tokens = live_tokens.where(AccessToken.id != replacing)
-    live = db.session.scalar(db.select(db.func.count()).select_from(live_tokens.subquery()))
+    live = count_working(user, besides=replacing)  # a rotation swaps one token for another
     if live >= limit:
         db.session.rollback()
         raise TooManyTokens(f"You already have {live} working tokens; revoke one first.")
@@ -185,14 +198,26 @@ def _locked(user: User, token_id: int) -> AccessToken:
     return row
 
 
+def rotation_refusal(row: AccessToken) -> str | None:
+    """Why ``row`` cannot be rotated now, or None if it can: only an active token can.
+
+    A successor of an expired or revoked token would bring a dead credential
+    back to life with a fresh lifetime, so such a token is replaced by creating
+    a new one, deliberately.
+    """
+    state = row.state(utcnow())
+    return None if state == ACTIVE else _NOT_ROTATABLE[state]
+
+
 def rotate_token(
     user: User, token_id: int, *, grace_hours: int, info: RequestInfo | None = None
 ) -> IssuedToken:
     """Issue a successor with the same settings; the old token works for ``grace_hours`` more."""
     old = _locked(user, token_id)
-    if old.revoked_at is not None or old.grace_until is not None:
+    refusal = rotation_refusal(old)
+    if refusal is not None:
         db.session.rollback()
-        raise TokenInactive("Only a token that is not revoked or already rotated can be rotated.")
+        raise TokenInactive(refusal)
     _check_limit(user, replacing=old.id)
     spec = TokenSpec(
         name=old.name,
@@ -200,24 +225,27 @@ def rotate_token(
         expires_in_days=policy.lifetime_days(old.created_at, old.expires_at, current_app.config),
         allowed_ips=list(old.allowed_ips),
     )
-    grace_until = utcnow() + timedelta(hours=grace_hours)
+    now = utcnow()
+    grace_until = now + timedelta(hours=grace_hours)
     if old.expires_at is not None:
         grace_until = min(grace_until, old.expires_at)
     with audited("token.rotate", actor_id=user.id, info=info, details=_details(old)):
         issued = _issue(user, spec)
-        # Conditional, so that of two rotations racing (SQLite has no FOR UPDATE) one fails.
+        # Conditional, so that of two rotations racing (SQLite has no FOR UPDATE) one fails,
+        # and so does a rotation racing the token's expiry.
         claimed = db.session.execute(
             update(AccessToken)
             .where(
                 AccessToken.id == old.id,
                 AccessToken.grace_until.is_(None),
                 AccessToken.revoked_at.is_(None),
+                or_(AccessToken.expires_at.is_(None), AccessToken.expires_at > now),
             )
             .values(grace_until=grace_until, replaced_by_id=issued.row.id),
             execution_options={"synchronize_session": False},
         ).rowcount
         if claimed != 1:
-            raise TokenInactive("The token was rotated or revoked meanwhile.")
+            raise TokenInactive("The token was rotated, revoked or expired meanwhile.")
         record(
             "token.rotate",
             actor_id=user.id,
@@ -255,3 +283,20 @@ def revoke_token(user: User, token_id: int, *, info: RequestInfo | None = None) 
         extra={"event": "token.revoke", "user_id": user.id, "token_id": row.id},
     )
     return row
+
+
+def revoke_working_tokens(
+    user: User, *, reason: str, info: RequestInfo | None = None
+) -> list[AccessToken]:
+    """Revoke every token of the user that still works, in the caller's transaction.
+
+    For a change of credentials (a new password) that should end every way in:
+    each token gets its own ``token.revoke`` row, with ``reason``; the caller
+    records its own event, commits and logs.
+    """
+    rows = list(db.session.scalars(_live(user.id).with_for_update()))
+    now = utcnow()
+    for row in rows:
+        row.revoked_at = now
+        record("token.revoke", actor_id=user.id, info=info, details=_details(row, reason=reason))
+    return rows
