@@ -12,7 +12,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.config import load_config
 from webapp.crypto import Keyring
-from webapp.extensions import csrf, db, limiter, login_manager, migrate
+from webapp.extensions import (
+    csrf,
+    db,
+    enforce_sqlite_foreign_keys,
+    limiter,
+    login_manager,
+    migrate,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,6 +75,8 @@ def register_extensions(app: Flask) -> None:
     from webapp.auth.models import User
 
     db.init_app(app)
+    with app.app_context():
+        enforce_sqlite_foreign_keys(db.engine)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)

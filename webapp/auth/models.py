@@ -27,6 +27,9 @@ def _new_session_token() -> str:
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
+    # SQLite would otherwise hand the largest deleted id to the next account, and ids are
+    # what keys are derived from and what audit rows name. PostgreSQL never reuses them.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
