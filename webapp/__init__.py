@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import os
 from pathlib import Path
 from typing import Any
@@ -73,6 +72,7 @@ def register_proxy_fix(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     import webapp.models  # noqa: F401  (registers every table)
     from webapp.auth.models import User
+    from webapp.auth.services import load_session_user
 
     db.init_app(app)
     with app.app_context():
@@ -92,13 +92,7 @@ def register_extensions(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
-        ident, _, token = user_id.partition(":")
-        if not ident.isdigit() or not token:
-            return None
-        user = db.session.get(User, int(ident))
-        if user is None or not hmac.compare_digest(user.session_token, token):
-            return None
-        return user
+        return load_session_user(user_id)
 
     @login_manager.unauthorized_handler
     def unauthorized():
