@@ -8,7 +8,7 @@ from tests.fakekeys import fake_key
 from webapp.auth.models import User
 from webapp.crypto import KeyDecryptionError, KeyScope, current_keyring, mask_key
 from webapp.extensions import db
-from webapp.keys import service
+from webapp.keys import global_keys, service
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
 from webapp.keys.rotation import pending_count, rotate_secret
 
@@ -146,3 +146,43 @@ def test_row_copied_to_another_user_fails_loudly(make_app):
             service.get_key_for(bob, "openai")
         with pytest.raises(KeyDecryptionError, match="integrity check"):
             service.get_key_for(alice, "groq")
+
+
+def test_rotation_keeps_keys_bound_to_their_settings(make_app):
+    azure = {"endpoint": "https://contoso.openai.azure.com", "api_version": "2024-10-21"}
+    custom = {"base_url": "https://llm.example.com/v1"}
+    before = make_app(API_KEY_ENCRYPTION_SECRET=OLD)
+    with before.app_context():
+        user = User(email="user@example.com")
+        user.set_password("correct horse battery staple")
+        db.session.add(user)
+        db.session.commit()
+        user_id = user.id
+        keys = {p: fake_key(p) for p in ("azure_openai", "custom", "groq")}
+        for provider, config in (("azure_openai", azure), ("custom", custom), ("groq", {})):
+            service.store_key(user, provider, keys[provider], config)
+        global_keys.save_global_key("custom", keys["custom"], custom, actor=None, validate=False)
+        # One row's settings changed behind Keyhold's back: rotation must not bless it.
+        db.session.execute(
+            db.update(UserAPIKey)
+            .filter_by(provider="groq")
+            .values(config={"base_url": "https://attacker.example"})
+        )
+        db.session.commit()
+
+    during = make_app(API_KEY_ENCRYPTION_SECRET=NEW, API_KEY_ENCRYPTION_OLD_SECRETS=OLD)
+    with during.app_context():
+        report = rotate_secret()
+        groq_id = db.session.scalar(db.select(UserAPIKey.id).filter_by(provider="groq"))
+        assert report.rewrapped == 3 and report.unreadable == [f"user_api_keys#{groq_id}"]
+
+    after = make_app(API_KEY_ENCRYPTION_SECRET=NEW)
+    with after.app_context():
+        user = db.session.get(User, user_id)
+        assert service.get_key_for(user, "azure_openai").value == keys["azure_openai"]
+        assert service.get_key_for(user, "custom").config == custom
+        assert service.decrypt_global(global_keys.find_global("custom")) == keys["custom"]
+        db.session.execute(db.update(UserAPIKey).filter_by(provider="custom").values(config={}))
+        db.session.commit()
+        with pytest.raises(KeyDecryptionError, match="its settings"):
+            service.get_key_for(user, "custom")

@@ -50,7 +50,7 @@ def pending_count() -> int:
 
 def _columns(model: type) -> list[Any]:
     cols = [model.id, model.provider, model.encrypted_key, model.key_hash, model.key_version]
-    cols.append(model.updated_at)
+    cols += [model.config, model.updated_at]
     if model is UserAPIKey:
         cols.append(model.user_id)
     return cols
@@ -90,7 +90,7 @@ def _rewrap_table(
         for row in rows:
             sealed = SealedKey(row.encrypted_key, row.key_hash, row.key_version)
             try:
-                new = keyring.rewrap(_scope(model, row), sealed)
+                new = keyring.rewrap(_scope(model, row), sealed, row.config)
             except KeyDecryptionError:
                 report.unreadable.append(f"{table.name}#{row.id}")
                 continue

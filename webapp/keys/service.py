@@ -173,8 +173,8 @@ def scope_of(row: UserAPIKey) -> KeyScope:
 
 
 def decrypt_row(row: UserAPIKey) -> str:
-    """The plaintext of a stored user key. Raises KeyDecryptionError on tampering."""
-    return current_keyring().decrypt(scope_of(row), row.sealed)
+    """A user's key in plaintext; KeyDecryptionError if the row was moved or altered."""
+    return current_keyring().decrypt(scope_of(row), row.sealed, row.config)
 
 
 def _audit_details(row: UserAPIKey, **extra: Any) -> dict[str, Any]:
@@ -197,7 +197,7 @@ def store_key(
     (False: replaced).
     """
     provider = require_provider(provider_id)
-    sealed = current_keyring().encrypt(KeyScope.for_user(user.id, provider_id), api_key)
+    sealed = current_keyring().encrypt(KeyScope.for_user(user.id, provider_id), api_key, config)
     hint = mask_key(api_key, provider.key_prefix)
     for attempt in range(2):
         row = _find(user.id, provider_id)
@@ -425,8 +425,8 @@ class ResolvedKey:
 
 
 def decrypt_global(row: GlobalAPIKey) -> str:
-    """The plaintext of a global key. Raises KeyDecryptionError on tampering."""
-    return current_keyring().decrypt(KeyScope.for_global(row.provider), row.sealed)
+    """A global key in plaintext; KeyDecryptionError if the row was moved or altered."""
+    return current_keyring().decrypt(KeyScope.for_global(row.provider), row.sealed, row.config)
 
 
 def _mark_used(model: type[UserAPIKey] | type[GlobalAPIKey], row_id: int) -> None:
