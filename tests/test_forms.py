@@ -110,6 +110,23 @@ LONG = "sk-" + "a" * 600
         ("custom", {"base_url": "ftp://llm.example.com"}, "base_url", "https://"),
         ("custom", {"base_url": "not a url"}, "base_url", "https://"),
         ("custom", {"base_url": ""}, "base_url", "Enter the base url."),
+        ("custom", {"base_url": "https://llm.example.com/v 1"}, "base_url", "spaces or line"),
+        ("custom", {"base_url": "https://llm.exa\nmple.com/v1"}, "base_url", "spaces or line"),
+        ("custom", {"base_url": "https://llm.example.com/\tv1"}, "base_url", "spaces or line"),
+        ("custom", {"base_url": "https://llm.example.com/v1\x00"}, "base_url", "invisible"),
+        ("custom", {"base_url": "https://llm.example\u200b.com/v1"}, "base_url", "invisible"),
+        (
+            "azure_openai",
+            {"endpoint": "https://contoso.openai.azure.com\u200b", "api_version": "2024-10-21"},
+            "endpoint",
+            "invisible",
+        ),
+        (
+            "azure_openai",
+            {"endpoint": "https://contoso.openai.azure.com", "api_version": "2024-10-21 x"},
+            "api_version",
+            "spaces or line",
+        ),
     ],
 )
 def test_key_form_rejects_and_keeps_the_stored_key(

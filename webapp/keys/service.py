@@ -104,6 +104,11 @@ def endpoint_policy() -> EndpointPolicy:
 _WHITESPACE = re.compile(r"\s")
 
 
+def _has_invisible(value: str) -> bool:
+    """Control, format (zero-width), private-use or unassigned characters."""
+    return any(unicodedata.category(ch).startswith("C") for ch in value)
+
+
 def key_problem(provider: Provider, api_key: str) -> str | None:
     """Why ``api_key`` cannot be a key for ``provider``, or None."""
     if not api_key:
@@ -112,7 +117,7 @@ def key_problem(provider: Provider, api_key: str) -> str | None:
         return f"That is longer than any API key ({MAX_KEY_LENGTH} characters at most)."
     if _WHITESPACE.search(api_key):
         return "The key contains spaces or line breaks; paste it again without them."
-    if any(unicodedata.category(ch).startswith("C") or not ch.isascii() for ch in api_key):
+    if _has_invisible(api_key) or not api_key.isascii():
         return "The key contains characters that cannot be part of an API key."
     if not provider.key_matches_format(api_key):
         return f"This does not look like a {provider.name} key. Expected: {provider.key_format}."
@@ -142,6 +147,12 @@ def clean_input(
             continue
         if len(value) > spec.max_length:
             errors[spec.name] = f"{spec.label} is too long ({spec.max_length} characters at most)."
+        elif _WHITESPACE.search(value):
+            errors[spec.name] = (
+                f"{spec.label} contains spaces or line breaks; enter it without them."
+            )
+        elif _has_invisible(value):
+            errors[spec.name] = f"{spec.label} contains invisible or control characters."
         elif spec.kind == "url":
             try:
                 value = check_url(value, endpoint_policy())
