@@ -42,9 +42,11 @@ def add_user(email: str, password: str, *, is_admin: bool = False) -> User:
 def register(
     email: str, password: str, *, is_admin: bool = False, info: RequestInfo | None = None
 ) -> User:
-    user = add_user(email, password, is_admin=is_admin)
-    record("user.register", actor_id=user.id, info=info, details={"admin": is_admin})
-    db.session.commit()
+    """Create an account; a write that fails leaves a ``failed`` row, a taken email none."""
+    details = {"admin": is_admin}
+    with audited("user.register", refusals=(EmailTaken,), info=info, details=details):
+        user = add_user(email, password, is_admin=is_admin)
+        record("user.register", actor_id=user.id, info=info, details=details)
     return user
 
 
