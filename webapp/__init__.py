@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask, Response, redirect, request, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp.config import load_config
+from webapp.config import load_config, load_secrets
 from webapp.crypto import Keyring
 from webapp.extensions import (
     csrf,
@@ -45,7 +45,8 @@ def create_app(config_overrides: dict[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     load_config(app, config_overrides)
-    configure_logging(app)
+    configure_logging(app)  # before anything logs, so every line is in the configured format
+    load_secrets(app)
     register_proxy_fix(app)
     register_extensions(app)
     register_blueprints(app)
