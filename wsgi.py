@@ -1,5 +1,13 @@
 """WSGI entry point: ``gunicorn wsgi:app``."""
 
-from webapp import create_app
+from gunicorn.errors import AppImportError
 
-app = create_app()
+from webapp import create_app
+from webapp.config import ConfigError
+
+try:
+    app = create_app()
+except ConfigError as exc:
+    # gunicorn prints an AppImportError's message alone and stops, instead of logging a
+    # traceback from every worker it starts.
+    raise AppImportError(exc.message) from None

@@ -16,6 +16,7 @@ from flask_login import login_user
 from sqlalchemy import func, insert, text
 
 from webapp.auth.models import User
+from webapp.auth.services import open_session
 from webapp.crypto import KeyScope, current_keyring, mask_key
 from webapp.db_types import utcnow
 from webapp.extensions import db
@@ -63,7 +64,6 @@ def add_users(count: int, providers: Sequence[str] = PROVIDERS) -> list[int]:
                     "email": f"bench{uid}@example.com",
                     "password_hash": password_hash,
                     "is_admin": False,
-                    "session_token": secrets.token_urlsafe(24),
                     "created_at": now,
                 }
                 for uid in chunk
@@ -153,6 +153,7 @@ def session_cookie(app: Flask, user_id: int, remote_addr: str = "127.0.0.1") -> 
         "/", environ_base={"REMOTE_ADDR": remote_addr}, headers={"User-Agent": USER_AGENT}
     ):
         user = db.session.get(User, user_id)
+        open_session(user)
         login_user(user)
         value = app.session_interface.get_signing_serializer(app).dumps(dict(session))
     return f"{app.config['SESSION_COOKIE_NAME']}={value}"

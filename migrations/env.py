@@ -1,4 +1,5 @@
 import logging
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from alembic import context
@@ -93,16 +94,77 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    with connectable.connect() as connection, sqlite_table_rebuilds(connection) as after_step:
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
             render_item=render_item,
+            on_version_apply=after_step,
             **conf_args,
         )
 
         with context.begin_transaction():
             context.run_migrations()
+
+
+@contextmanager
+def sqlite_table_rebuilds(connection):
+    """Let SQLite batch migrations rebuild tables without losing rows or reusing ids.
+
+    A batch migration rebuilds a table by copying it and dropping the
+    original. The app turns foreign keys on for every SQLite connection, and
+    with them on, dropping ``users`` would cascade into every table that
+    refers to it; SQLite ignores the pragma inside a transaction, so it is set
+    around the run. The copy also restarts an AUTOINCREMENT counter at the
+    largest id left, which would hand out deleted users' ids again. After
+    every step the references are checked and no counter is left lower than
+    before it: that is the callback this yields for ``on_version_apply``
+    (None on other databases).
+    """
+    if connection.dialect.name != "sqlite":
+        yield None
+        return
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    counters = _sqlite_counters(connection)
+    connection.commit()  # Alembic's transaction must be the outermost one
+
+    def after_step(**_kwargs) -> None:
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"the migration left rows with dangling references: {broken[:10]}")
+        _raise_sqlite_counters(connection, counters)
+        counters.update(_sqlite_counters(connection))
+
+    try:
+        yield after_step
+    finally:
+        connection.rollback()
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+
+
+def _sqlite_counters(connection) -> dict:
+    exists = connection.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'"
+    ).first()
+    if not exists:
+        return {}
+    return dict(connection.exec_driver_sql("SELECT name, seq FROM sqlite_sequence").all())
+
+
+def _raise_sqlite_counters(connection, floors: dict) -> None:
+    now = _sqlite_counters(connection)
+    for name, floor in floors.items():
+        autoincrement = connection.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+            " AND upper(sql) LIKE '%AUTOINCREMENT%'",
+            (name,),
+        ).first()
+        if autoincrement and now.get(name, 0) < floor:
+            connection.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = ?", (name,))
+            connection.exec_driver_sql(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (name, floor)
+            )
 
 
 if context.is_offline_mode():

@@ -258,6 +258,37 @@ def test_provider_fields_belong_to_their_provider(alice, emulator):
     assert alice.post("/api/api-keys/set", json=custom).status_code == 201
 
 
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "https://llm.example.com/v 1",
+        "https://llm.exa\nmple.com/v1",
+        "https://llm.example.com/\tv1",
+        "https://llm.example.com/v1\x1b",
+        "https://llm.example\u200b.com/v1",
+    ],
+)
+def test_malformed_settings_are_422_and_nothing_is_stored_or_sent(app, alice, emulator, base_url):
+    # (A NUL never gets this far: the body parser refuses it for every field.)
+    body = {"provider": "custom", "api_key": fake_key("custom"), "base_url": base_url}
+    response = alice.post("/api/api-keys/set", json=body)
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["code"] == "invalid_input" and set(error["fields"]) == {"base_url"}
+    assert rows_of(app, USER) == [] and emulator.received() == []
+
+
+def test_a_base_url_is_stored_as_it_was_checked(app, alice):
+    body = {
+        "provider": "custom",
+        "api_key": fake_key("custom"),
+        "base_url": "HTTPS://LLM.Example.COM./v1/",
+        "validate": False,
+    }
+    assert alice.post("/api/api-keys/set", json=body).status_code == 201
+    assert rows_of(app, USER)[0].config == {"base_url": "https://llm.example.com/v1"}
+
+
 def test_a_provider_outage_stores_the_key_and_says_so(alice, emulator):
     emulator.set_mode("mistral", "down")
     response = alice.post("/api/api-keys/set", json={"provider": "mistral", "api_key": "a" * 32})

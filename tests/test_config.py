@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import runpy
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from gunicorn.errors import AppImportError
 
 from webapp import create_app
 from webapp.config import ConfigError, normalise_database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET_NAMES = ("SECRET_KEY", "API_KEY_ENCRYPTION_SECRET")
 
 
 @pytest.fixture
@@ -22,6 +32,7 @@ def clean_env(monkeypatch, tmp_path):
 def test_development_generates_secrets_once(clean_env, caplog):
     caplog.set_level(logging.WARNING)
     app = create_app()
+    assert stat.S_IMODE(clean_env.stat().st_mode) == 0o700  # instance/: the owner's alone
     files = {name: clean_env / name for name in ("secret_key", "encryption_secret")}
     for path in files.values():
         assert path.exists()
@@ -37,10 +48,25 @@ def test_development_generates_secrets_once(clean_env, caplog):
     assert again.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{clean_env / 'keyhold.sqlite3'}"
 
 
+def test_each_generated_secret_says_what_losing_it_means(clean_env, caplog):
+    caplog.set_level(logging.WARNING)
+    create_app()
+    warnings = {r.secret: r.getMessage() for r in caplog.records if hasattr(r, "secret")}
+    assert "signs everybody out" in warnings["SECRET_KEY"]
+    assert "unreadable" not in warnings["SECRET_KEY"]  # it signs sessions, it encrypts nothing
+    assert "stored key unreadable" in warnings["API_KEY_ENCRYPTION_SECRET"]
+
+
 def test_production_refuses_to_start_without_secrets(clean_env, monkeypatch):
     monkeypatch.setenv("KEYHOLD_ENV", "production")
-    with pytest.raises(ConfigError, match="SECRET_KEY is not set"):
+    # Every missing secret in one message, not one per attempt.
+    with pytest.raises(ConfigError, match="SECRET_KEY and API_KEY_ENCRYPTION_SECRET are not set"):
         create_app()
+    monkeypatch.setenv("SECRET_KEY", "too-short")
+    with pytest.raises(ConfigError) as refused:
+        create_app()
+    assert "API_KEY_ENCRYPTION_SECRET is not set" in str(refused.value)
+    assert "SECRET_KEY must be at least 32 characters" in str(refused.value)
     monkeypatch.setenv("SECRET_KEY", "s" * 40)
     with pytest.raises(ConfigError, match="API_KEY_ENCRYPTION_SECRET is not set"):
         create_app()
@@ -75,3 +101,46 @@ def test_provider_base_urls_from_environment(clean_env, monkeypatch):
     app = create_app()
     assert app.config["PROVIDER_BASE_URLS"]["openai"] == "http://127.0.0.1:8900/openai/v1"
     assert app.config["PROVIDER_BASE_URLS"]["azure_openai"] == "http://127.0.0.1:8900/azure"
+
+
+@pytest.mark.parametrize("env", ["prod", "staging", "dev"])
+def test_an_unknown_environment_stops_start_up(clean_env, monkeypatch, env):
+    monkeypatch.setenv("KEYHOLD_ENV", env)
+    with pytest.raises(ConfigError, match=f"KEYHOLD_ENV is '{env}'.*development, production"):
+        create_app()
+    assert not (clean_env / "encryption_secret").exists()  # nothing was generated
+
+
+def _run(args: list[str], tmp_path, **env: str) -> subprocess.CompletedProcess:
+    """Start Keyhold the way an operator does, in a fresh interpreter."""
+    environ = {k: v for k, v in os.environ.items() if k not in SECRET_NAMES}
+    environ.pop("DATABASE_URL", None)
+    environ.update(KEYHOLD_INSTANCE_PATH=str(tmp_path / "instance"), **env)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_generated_secret_warning_is_in_the_configured_log_format(tmp_path):
+    started = _run(
+        ["-c", "from webapp import create_app; create_app()"], tmp_path, LOG_FORMAT="json"
+    )
+    assert started.returncode == 0, started.stderr
+    lines = [json.loads(line) for line in started.stderr.splitlines()]  # every line is JSON
+    generated = [line["secret"] for line in lines if line.get("event") == "config.secret_generated"]
+    assert generated == list(SECRET_NAMES)
+
+
+def test_a_flask_command_reports_missing_secrets_without_a_traceback(tmp_path):
+    started = _run(["-m", "flask", "--app", "webapp", "routes"], tmp_path, KEYHOLD_ENV="production")
+    assert started.returncode == 1
+    assert "Error: Keyhold cannot start:" in started.stderr
+    assert all(name in started.stderr for name in SECRET_NAMES)
+    assert "Traceback" not in started.stderr
+
+
+def test_gunicorn_gets_the_message_it_prints_and_stops_on(clean_env, monkeypatch):
+    # gunicorn shows an AppImportError's message alone and halts instead of restarting workers.
+    monkeypatch.setenv("KEYHOLD_ENV", "production")
+    with pytest.raises(AppImportError, match="SECRET_KEY and API_KEY_ENCRYPTION_SECRET"):
+        runpy.run_path(str(ROOT / "wsgi.py"))

@@ -67,6 +67,39 @@ def test_key_hash_needs_the_secret(keyring):
     assert keyring.key_hash(scope, PLAIN) != other.key_hash(scope, PLAIN)
 
 
+AZURE = {"endpoint": "https://contoso.openai.azure.com", "api_version": "2024-10-21"}
+
+
+def test_a_keys_settings_are_bound_to_it(keyring):
+    scope = KeyScope.for_user(1, "azure_openai")
+    sealed = keyring.encrypt(scope, PLAIN, AZURE)
+    assert keyring.decrypt(scope, sealed, dict(reversed(AZURE.items()))) == PLAIN  # any order
+    elsewhere = {**AZURE, "endpoint": "https://attacker.example"}
+    for settings in (elsewhere, {**AZURE, "api_version": "2025-01-01"}, {}, None):
+        with pytest.raises(KeyDecryptionError, match="its settings"):
+            keyring.decrypt(scope, sealed, settings)
+
+
+def test_keys_without_settings_keep_the_hash_they_always_had(keyring):
+    # Rows stored before settings were bound must stay readable: same message, same HMAC.
+    scope = KeyScope.for_user(1, "openai")
+    before = "296ba9294e67faa85e54321ae7040cf740bd67226e60fbd7e66cb3d851393fe4"
+    assert keyring.key_hash(scope, PLAIN) == before
+    assert keyring.key_hash(scope, PLAIN, settings={}) == before
+    assert keyring.encrypt(scope, PLAIN, {}).key_hash == before
+    assert keyring.key_hash(scope, PLAIN, settings=AZURE) != before
+
+
+def test_rewrap_keeps_the_settings_bound():
+    scope = KeyScope.for_user(7, "custom")
+    settings = {"base_url": "https://llm.example.com/v1"}
+    sealed_old = Keyring(OLD).encrypt(scope, PLAIN, settings)
+    rewrapped = Keyring(CURRENT, [OLD]).rewrap(scope, sealed_old, settings)
+    assert Keyring(CURRENT).decrypt(scope, rewrapped, settings) == PLAIN
+    with pytest.raises(KeyDecryptionError):
+        Keyring(CURRENT, [OLD]).rewrap(scope, sealed_old, {"base_url": "https://x.example"})
+
+
 def test_old_secret_still_reads_and_rewrap_moves_to_current():
     scope = KeyScope.for_user(7, "anthropic")
     sealed_old = Keyring(OLD).encrypt(scope, PLAIN)

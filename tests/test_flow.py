@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
 from tests.conftest import AuthActions
 from tests.fakekeys import fake_key
+from webapp.audit.models import AuditEvent
+from webapp.auth.models import User
+from webapp.auth.services import find_user
 from webapp.extensions import db
 from webapp.keys.models import UserAPIKey
 
@@ -110,3 +117,36 @@ def test_deleting_a_key_you_do_not_have_is_404(client, auth):
     auth.register()
     assert client.get("/keys/openai/delete").status_code == 404
     assert client.post("/keys/openai/delete").status_code == 404
+
+
+def test_a_registration_that_cannot_be_written_is_audited_as_failed(make_app):
+    app = make_app(PROPAGATE_EXCEPTIONS=False)
+
+    def the_database_refuses_new_users(session, _context, _instances):
+        if any(isinstance(obj, User) for obj in session.new):
+            raise OperationalError("INSERT INTO users ...", {}, Exception("disk I/O error"))
+
+    event.listen(Session, "before_flush", the_database_refuses_new_users)
+    try:
+        response = AuthActions(app.test_client()).register("bob@example.com")
+    finally:
+        event.remove(Session, "before_flush", the_database_refuses_new_users)
+    assert response.status_code == 500
+    assert "Something went wrong" in page(response)
+    with app.app_context():
+        assert find_user("bob@example.com") is None
+        outcomes = db.session.scalars(
+            db.select(AuditEvent.outcome).filter_by(action="user.register")
+        ).all()
+    assert outcomes == ["failed"]
+
+
+def test_registering_a_taken_email_is_refused_not_failed(client, auth, app):
+    auth.register("dup@example.com")
+    auth.logout()
+    assert auth.register("dup@example.com").status_code == 400
+    with app.app_context():
+        outcomes = db.session.scalars(
+            db.select(AuditEvent.outcome).filter_by(action="user.register")
+        ).all()
+    assert outcomes == ["ok"]

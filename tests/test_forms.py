@@ -28,7 +28,7 @@ def text(response) -> str:
         ({"email": "a@example.com", "password": "", "confirm": ""}, "Choose a password."),
         (
             {"email": "a@example.com", "password": "p" * 1025, "confirm": "p" * 1025},
-            "at least 12",
+            "Use at most 1024 characters.",
         ),
     ],
 )
@@ -110,6 +110,23 @@ LONG = "sk-" + "a" * 600
         ("custom", {"base_url": "ftp://llm.example.com"}, "base_url", "https://"),
         ("custom", {"base_url": "not a url"}, "base_url", "https://"),
         ("custom", {"base_url": ""}, "base_url", "Enter the base url."),
+        ("custom", {"base_url": "https://llm.example.com/v 1"}, "base_url", "spaces or line"),
+        ("custom", {"base_url": "https://llm.exa\nmple.com/v1"}, "base_url", "spaces or line"),
+        ("custom", {"base_url": "https://llm.example.com/\tv1"}, "base_url", "spaces or line"),
+        ("custom", {"base_url": "https://llm.example.com/v1\x00"}, "base_url", "invisible"),
+        ("custom", {"base_url": "https://llm.example\u200b.com/v1"}, "base_url", "invisible"),
+        (
+            "azure_openai",
+            {"endpoint": "https://contoso.openai.azure.com\u200b", "api_version": "2024-10-21"},
+            "endpoint",
+            "invisible",
+        ),
+        (
+            "azure_openai",
+            {"endpoint": "https://contoso.openai.azure.com", "api_version": "2024-10-21 x"},
+            "api_version",
+            "spaces or line",
+        ),
     ],
 )
 def test_key_form_rejects_and_keeps_the_stored_key(
@@ -153,3 +170,46 @@ def test_password_change_rejects_a_wrong_current_password(client, auth):
     assert "not your current password" in text(response)
     auth.logout()
     assert auth.login().status_code == 302  # the old password still works
+
+
+NEW_PASSWORD = PASSWORD + " again"
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        ({"current": "", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}, "current", "Enter"),
+        (
+            {"current": "c" * 1025, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+            "current",
+            "That is not your current password.",
+        ),
+        ({"current": PASSWORD, "password": "", "confirm": ""}, "password", "Choose a password."),
+        (
+            {"current": PASSWORD, "password": "short", "confirm": "short"},
+            "password",
+            "Use at least 12 characters.",
+        ),
+        (
+            {"current": PASSWORD, "password": "p" * 1025, "confirm": "p" * 1025},
+            "password",
+            "Use at most 1024 characters.",
+        ),
+        (
+            {"current": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD + "x"},
+            "confirm",
+            "The passwords do not match.",
+        ),
+        ({"current": PASSWORD, "password": NEW_PASSWORD, "confirm": ""}, "confirm", "Type the"),
+    ],
+)
+def test_password_change_rejects_malformed_input(client, auth, data, field, message):
+    auth.register()
+    response = client.post("/auth/password", data=data)
+    assert response.status_code == 400
+    html = text(response)
+    assert message in html and f'id="{field}-error"' in html
+    assert client.get("/keys/").status_code == 200  # still signed in
+    auth.logout()
+    assert auth.login(password=NEW_PASSWORD).status_code == 400  # the password did not change
+    assert auth.login().status_code == 302

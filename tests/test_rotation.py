@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from tests.fakekeys import fake_key
+from webapp.audit.models import AuditEvent
 from webapp.auth.models import User
 from webapp.crypto import KeyDecryptionError, KeyScope, current_keyring, mask_key
 from webapp.extensions import db
-from webapp.keys import service
+from webapp.keys import global_keys, service
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
 from webapp.keys.rotation import pending_count, rotate_secret
 
@@ -73,6 +74,9 @@ def test_rotation_survives_interruption_and_old_secret_can_go(make_app):
         with pytest.raises(KeyboardInterrupt):
             rotate_secret(batch_size=5, progress=interrupt_after_first_batch)
         assert pending_count() == 8
+        # The batch that was committed is in the audit trail, with its count.
+        assert [e.details["count"] for e in _events("secret.rotate")] == [5]
+        assert _events("secret.rotate_finished") == []
 
     # Half-way: rows under both secrets, every one still readable.
     assert len(_versions(during)) == 2
@@ -82,6 +86,9 @@ def test_rotation_survives_interruption_and_old_secret_can_go(make_app):
     assert result.exit_code == 0, result.output
     assert "8 key(s) to re-encrypt" in result.output
     assert "old secrets can now be removed" in result.output
+
+    with during.app_context():
+        assert sum(e.details["count"] for e in _events("secret.rotate")) == 13
 
     # Running again finds nothing to do.
     again = during.test_cli_runner().invoke(args=["keys", "rotate-secret"])
@@ -96,17 +103,64 @@ def test_rotation_survives_interruption_and_old_secret_can_go(make_app):
         _read_all(make_app(API_KEY_ENCRYPTION_SECRET=OLD))
 
 
-def test_rotation_is_audited(make_app):
+def _events(action: str) -> list[AuditEvent]:
+    return list(
+        db.session.scalars(db.select(AuditEvent).filter_by(action=action).order_by(AuditEvent.id))
+    )
+
+
+def test_rotation_is_audited_batch_by_batch(make_app):
     app = make_app(API_KEY_ENCRYPTION_SECRET=OLD)
     _seed(app)
     during = make_app(API_KEY_ENCRYPTION_SECRET=NEW, API_KEY_ENCRYPTION_OLD_SECRETS=OLD)
     with during.app_context():
-        report = rotate_secret()
+        report = rotate_secret(batch_size=5)
         assert report.rewrapped == 13 and report.ok
-        from webapp.audit.models import AuditEvent
+        version = current_keyring().current_version
+        batches = [(e.details["table"], e.details["count"]) for e in _events("secret.rotate")]
+        assert batches == [("user_api_keys", 5), ("user_api_keys", 5), ("user_api_keys", 2)] + [
+            ("global_api_keys", 1)
+        ]
+        assert {e.details["version"] for e in _events("secret.rotate")} == {version}
+        [finished] = _events("secret.rotate_finished")
+        assert finished.outcome == "ok" and finished.details["rewrapped"] == 13
 
-        event = db.session.scalar(db.select(AuditEvent).filter_by(action="secret.rotate"))
-        assert event.outcome == "ok" and event.details["rewrapped"] == 13
+
+def test_a_key_replaced_during_rotation_is_not_counted(make_app, monkeypatch):
+    app = make_app(API_KEY_ENCRYPTION_SECRET=OLD)
+    plaintexts = _seed(app)
+    during = make_app(API_KEY_ENCRYPTION_SECRET=NEW, API_KEY_ENCRYPTION_OLD_SECRETS=OLD)
+    replaced: dict[tuple[int, str], str] = {}
+    with during.app_context():
+        keyring = current_keyring()
+        rewrap = keyring.rewrap
+
+        def rewrap_while_its_owner_replaces_one(scope, sealed, settings=None):
+            if not replaced:  # the owner saves a new key after the batch was read
+                user = db.session.get(User, int(scope.owner.removeprefix("user:")))
+                key = fake_key(scope.provider)
+                service.store_key(user, scope.provider, key, {})
+                replaced[(user.id, scope.provider)] = key
+            return rewrap(scope, sealed, settings)
+
+        monkeypatch.setattr(keyring, "rewrap", rewrap_while_its_owner_replaces_one)
+        report = rotate_secret()
+        assert report.rewrapped == 12 and report.ok
+        assert sum(e.details["count"] for e in _events("secret.rotate")) == 12
+        assert pending_count() == 0
+    assert _read_all(during) == {**plaintexts, **replaced}  # the owner's new key was kept
+
+
+@pytest.mark.parametrize("size", ["0", "-5"])
+def test_batch_size_must_be_positive(make_app, size):
+    app = make_app(API_KEY_ENCRYPTION_SECRET=OLD)
+    _seed(app)
+    during = make_app(API_KEY_ENCRYPTION_SECRET=NEW, API_KEY_ENCRYPTION_OLD_SECRETS=OLD)
+    result = during.test_cli_runner().invoke(args=["keys", "rotate-secret", "--batch-size", size])
+    assert result.exit_code == 2
+    assert "Invalid value for '--batch-size'" in result.output
+    with during.app_context():
+        assert pending_count() == 13
 
 
 def test_rotation_leaves_unreadable_rows_alone_and_says_so(make_app):
@@ -146,3 +200,43 @@ def test_row_copied_to_another_user_fails_loudly(make_app):
             service.get_key_for(bob, "openai")
         with pytest.raises(KeyDecryptionError, match="integrity check"):
             service.get_key_for(alice, "groq")
+
+
+def test_rotation_keeps_keys_bound_to_their_settings(make_app):
+    azure = {"endpoint": "https://contoso.openai.azure.com", "api_version": "2024-10-21"}
+    custom = {"base_url": "https://llm.example.com/v1"}
+    before = make_app(API_KEY_ENCRYPTION_SECRET=OLD)
+    with before.app_context():
+        user = User(email="user@example.com")
+        user.set_password("correct horse battery staple")
+        db.session.add(user)
+        db.session.commit()
+        user_id = user.id
+        keys = {p: fake_key(p) for p in ("azure_openai", "custom", "groq")}
+        for provider, config in (("azure_openai", azure), ("custom", custom), ("groq", {})):
+            service.store_key(user, provider, keys[provider], config)
+        global_keys.save_global_key("custom", keys["custom"], custom, actor=None, validate=False)
+        # One row's settings changed behind Keyhold's back: rotation must not bless it.
+        db.session.execute(
+            db.update(UserAPIKey)
+            .filter_by(provider="groq")
+            .values(config={"base_url": "https://attacker.example"})
+        )
+        db.session.commit()
+
+    during = make_app(API_KEY_ENCRYPTION_SECRET=NEW, API_KEY_ENCRYPTION_OLD_SECRETS=OLD)
+    with during.app_context():
+        report = rotate_secret()
+        groq_id = db.session.scalar(db.select(UserAPIKey.id).filter_by(provider="groq"))
+        assert report.rewrapped == 3 and report.unreadable == [f"user_api_keys#{groq_id}"]
+
+    after = make_app(API_KEY_ENCRYPTION_SECRET=NEW)
+    with after.app_context():
+        user = db.session.get(User, user_id)
+        assert service.get_key_for(user, "azure_openai").value == keys["azure_openai"]
+        assert service.get_key_for(user, "custom").config == custom
+        assert service.decrypt_global(global_keys.find_global("custom")) == keys["custom"]
+        db.session.execute(db.update(UserAPIKey).filter_by(provider="custom").values(config={}))
+        db.session.commit()
+        with pytest.raises(KeyDecryptionError, match="its settings"):
+            service.get_key_for(user, "custom")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import statistics
 import time
+from datetime import timedelta
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, AuthActions
 from tests.helpers import rows_of, store
-from webapp.auth.models import User
+from webapp.auth.models import LoginSession, User
+from webapp.db_types import utcnow
 from webapp.extensions import db
 
 
@@ -98,8 +100,6 @@ def test_session_is_renewed_at_login(client, auth, app):
 def test_password_change_signs_out_other_sessions(app, auth, client):
     auth.register()
     other = app.test_client()
-    from tests.conftest import AuthActions
-
     AuthActions(other).login()
     assert other.get("/keys/").status_code == 200
     response = client.post(
@@ -109,6 +109,48 @@ def test_password_change_signs_out_other_sessions(app, auth, client):
     assert response.status_code == 302
     assert client.get("/keys/").status_code == 200  # this browser stays in
     assert other.get("/keys/").status_code == 302  # the other is signed out
+
+
+def _copy_cookie(source, target, name: str) -> None:
+    cookie = source.get_cookie(name)
+    assert cookie is not None, f"no {name} cookie"
+    target.set_cookie(name, cookie.value)
+
+
+@pytest.mark.parametrize("cookie", ["session", "remember_token"])
+def test_a_cookie_copied_before_logout_no_longer_works(app, auth, client, cookie):
+    auth.register()
+    auth.logout()
+    auth.login(remember="y")
+    copy = app.test_client()
+    _copy_cookie(client, copy, cookie)
+    assert copy.get("/keys/").status_code == 200  # the copy works while the session lasts
+    copy.delete_cookie("session")  # the remember cookie alone (or the session cookie alone)
+    _copy_cookie(client, copy, cookie)
+
+    assert auth.logout().status_code == 302
+    response = copy.get("/keys/")
+    assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+
+
+def test_logging_out_ends_only_that_browsers_session(app, auth, client):
+    auth.register()
+    other = app.test_client()
+    AuthActions(other).login()
+    assert auth.logout().status_code == 302
+    assert client.get("/keys/").status_code == 302
+    assert other.get("/keys/").status_code == 200  # the other browser stays signed in
+
+
+def test_a_session_ends_after_the_remember_me_lifetime(make_app):
+    app = make_app(REMEMBER_COOKIE_DURATION=timedelta(days=30))
+    client = app.test_client()
+    AuthActions(client).register()
+    assert client.get("/keys/").status_code == 200
+    with app.app_context():
+        db.session.execute(db.update(LoginSession).values(created_at=utcnow() - timedelta(days=31)))
+        db.session.commit()
+    assert client.get("/keys/").status_code == 302
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import os
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,16 @@ from typing import Any
 from flask import Flask, Response, redirect, request, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp.config import load_config
+from webapp.config import load_config, load_secrets
 from webapp.crypto import Keyring
-from webapp.extensions import csrf, db, limiter, login_manager, migrate
+from webapp.extensions import (
+    csrf,
+    db,
+    enforce_sqlite_foreign_keys,
+    limiter,
+    login_manager,
+    migrate,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,7 +45,8 @@ def create_app(config_overrides: dict[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     load_config(app, config_overrides)
-    configure_logging(app)
+    configure_logging(app)  # before anything logs, so every line is in the configured format
+    load_secrets(app)
     register_proxy_fix(app)
     register_extensions(app)
     register_blueprints(app)
@@ -66,8 +73,11 @@ def register_proxy_fix(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     import webapp.models  # noqa: F401  (registers every table)
     from webapp.auth.models import User
+    from webapp.auth.services import load_session_user
 
     db.init_app(app)
+    with app.app_context():
+        enforce_sqlite_foreign_keys(db.engine)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
@@ -83,13 +93,7 @@ def register_extensions(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
-        ident, _, token = user_id.partition(":")
-        if not ident.isdigit() or not token:
-            return None
-        user = db.session.get(User, int(ident))
-        if user is None or not hmac.compare_digest(user.session_token, token):
-            return None
-        return user
+        return load_session_user(user_id)
 
     @login_manager.unauthorized_handler
     def unauthorized():

@@ -16,7 +16,13 @@ keys_cli = AppGroup("keys", help="Manage stored API keys.")
 
 
 @keys_cli.command("rotate-secret")
-@click.option("--batch-size", default=1000, show_default=True, help="Rows per commit.")
+@click.option(
+    "--batch-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows per commit.",
+)
 def rotate_secret_command(batch_size: int) -> None:
     """Re-encrypt every stored key under API_KEY_ENCRYPTION_SECRET.
 

@@ -1,9 +1,9 @@
 """Configuration: defaults, then the environment, then explicit overrides.
 
 Development needs no environment at all: missing secrets are generated once
-and kept under ``instance/`` (mode 0600). Production refuses to start without
-them, because a generated secret would silently change on the next machine and
-make every stored key unreadable.
+and kept under ``instance/`` (mode 0700, files 0600). Production refuses to
+start without them, because a generated secret would silently change on the
+next machine: every session would end and every stored key become unreadable.
 """
 
 from __future__ import annotations
@@ -12,23 +12,41 @@ import logging
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import click
 from flask import Flask
 
 log = logging.getLogger(__name__)
 
-#: secret name -> file under instance/ used in development
-SECRET_FILES = {
-    "SECRET_KEY": "secret_key",
-    "API_KEY_ENCRYPTION_SECRET": "encryption_secret",
-}
+ENVIRONMENTS = ("development", "production", "testing")
+
+
+class Secret(NamedTuple):
+    name: str
+    filename: str  # under instance/, in development
+    loss: str  # what losing it does, for the warning when it is generated
+
+
+SECRETS = (
+    Secret("SECRET_KEY", "secret_key", "a new one signs everybody out"),
+    Secret(
+        "API_KEY_ENCRYPTION_SECRET",
+        "encryption_secret",
+        "losing it makes every stored key unreadable",
+    ),
+)
 
 MIN_SECRET_LENGTH = 32
+_GENERATE = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
-class ConfigError(RuntimeError):
-    """The configuration cannot be used; the message says what to set."""
+class ConfigError(click.ClickException):
+    """The configuration cannot be used; the message says what to set.
+
+    A ClickException, so that ``flask ...`` commands print the message and
+    exit instead of showing a traceback (wsgi.py does the same for gunicorn).
+    """
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -145,41 +163,72 @@ def defaults(instance_path: str) -> dict[str, Any]:
 
 
 def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
-    """Fill ``app.config``; generate development secrets where allowed."""
+    """Fill ``app.config`` from defaults, the environment and ``overrides``; no secrets yet."""
     app.config.from_mapping(defaults(app.instance_path))
     if overrides:
         app.config.from_mapping(overrides)
+    env = app.config["KEYHOLD_ENV"]
+    if env not in ENVIRONMENTS:
+        # A typo ("prod") must not quietly run production as development.
+        raise ConfigError(f"KEYHOLD_ENV is {env!r}; set it to one of: {', '.join(ENVIRONMENTS)}.")
     app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
         app.config["SQLALCHEMY_DATABASE_URI"]
     )
+    try:
+        # instance/ holds development secrets, the SQLite file and the setup token.
+        os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+    except OSError:
+        pass  # a read-only deployment keeps nothing there; whatever needs it will say so
+
+
+def load_secrets(app: Flask) -> None:
+    """Check the secrets; in development, generate missing ones (and log that).
+
+    Every problem is reported at once, in one message.
+    """
     production = app.config["KEYHOLD_ENV"] == "production"
-    for name, filename in SECRET_FILES.items():
-        if not app.config.get(name):
-            if production:
-                raise ConfigError(
-                    f"{name} is not set. In production every secret must come from the "
-                    f"environment (generate one with: python -c 'import secrets; "
-                    f"print(secrets.token_urlsafe(48))')."
-                )
-            app.config[name] = _instance_secret(app.instance_path, filename, name)
-        if len(app.config[name]) < MIN_SECRET_LENGTH:
-            raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters long.")
+    missing = [s.name for s in SECRETS if not app.config.get(s.name)]
+    problems = []
+    if production and missing:
+        verb = "is" if len(missing) == 1 else "are"
+        problems.append(
+            f"{' and '.join(missing)} {verb} not set (in production every secret must come "
+            "from the environment)."
+        )
+    elif missing:
+        for secret in SECRETS:
+            if secret.name in missing:
+                app.config[secret.name] = _instance_secret(app.instance_path, secret)
+    for secret in SECRETS:
+        value = app.config.get(secret.name)
+        if value and len(value) < MIN_SECRET_LENGTH:
+            problems.append(f"{secret.name} must be at least {MIN_SECRET_LENGTH} characters long.")
+    if problems:
+        raise ConfigError(
+            f"Keyhold cannot start: {' '.join(problems)} Generate a secret with: {_GENERATE}"
+        )
 
 
-def _instance_secret(instance_path: str, filename: str, name: str) -> str:
+def _instance_secret(instance_path: str, secret: Secret) -> str:
     """Read a development secret from instance/, creating it (0600) if missing."""
-    path = Path(instance_path) / filename
+    path = Path(instance_path) / secret.filename
     if path.exists():
         return path.read_text(encoding="ascii").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"{secret.name} is not set and cannot be generated in {path} ({exc.strerror}): "
+            f"set it in the environment."
+        ) from None
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(value + "\n")
     log.warning(
-        "%s was not set; generated one in %s. Set it in the environment before "
-        "deploying: losing it makes stored keys unreadable.",
-        name,
+        "%s was not set; generated one in %s. Set it in the environment before deploying: %s.",
+        secret.name,
         path,
+        secret.loss,
+        extra={"event": "config.secret_generated", "secret": secret.name},
     )
     return value

@@ -8,11 +8,12 @@ microseconds, where a password KDF would cost ~100 ms per request and add
 nothing.
 
 Next to the ciphertext each row keeps an HMAC-SHA256 of the plaintext, bound
-to its owner and provider, under another key derived from the same secret.
-It is checked after every decrypt, so a row copied to another user or
-provider (or otherwise tampered with) fails loudly instead of handing out the
-wrong credential, and it cannot be used to confirm a guessed key without the
-server secret.
+to its owner, its provider and its settings (endpoint, API version, base
+URL), under another key derived from the same secret. It is checked after
+every decrypt, so a row copied to another user or provider, or whose
+settings were changed to send the key elsewhere, fails loudly instead of
+handing out the credential, and it cannot be used to confirm a guessed key
+without the server secret.
 
 Secrets are versioned by a short, non-reversible id. Rows record the id of
 the secret that encrypted them; old secrets stay readable until every row has
@@ -24,9 +25,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
@@ -34,6 +37,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _SALT = b"keyhold/hkdf-salt/v1"
 _ELLIPSIS = "\u2026"
+
+#: a key's settings as stored in its row's ``config``
+Settings = Mapping[str, Any] | None
 
 
 class KeyDecryptionError(Exception):
@@ -110,17 +116,29 @@ class Keyring:
     def _make_mac_key(self, version: str) -> bytes:
         return _hkdf(self._secret(version), b"keyhold/v1/key-hash")
 
-    def key_hash(self, scope: KeyScope, plaintext: str, version: str | None = None) -> str:
+    def key_hash(
+        self,
+        scope: KeyScope,
+        plaintext: str,
+        version: str | None = None,
+        settings: Settings = None,
+    ) -> str:
         message = f"{scope.owner}\x00{scope.provider}\x00{plaintext}".encode()
+        if settings:
+            # Appended only when there are settings, so a key without any keeps the hash it
+            # has always had.
+            message += b"\x00" + _canonical(settings)
         mac_key = self._mac_key(version or self.current_version)
         return hmac.new(mac_key, message, hashlib.sha256).hexdigest()
 
-    def encrypt(self, scope: KeyScope, plaintext: str) -> SealedKey:
+    def encrypt(self, scope: KeyScope, plaintext: str, settings: Settings = None) -> SealedKey:
         version = self.current_version
         token = self._fernet(version, scope.owner).encrypt(plaintext.encode())
-        return SealedKey(token.decode(), self.key_hash(scope, plaintext, version), version)
+        key_hash = self.key_hash(scope, plaintext, version, settings)
+        return SealedKey(token.decode(), key_hash, version)
 
-    def decrypt(self, scope: KeyScope, sealed: SealedKey) -> str:
+    def decrypt(self, scope: KeyScope, sealed: SealedKey, settings: Settings = None) -> str:
+        """The plaintext, if the row is still its owner's, for its provider, with its settings."""
         fernet = self._fernet(sealed.version, scope.owner)
         try:
             plaintext = fernet.decrypt(sealed.ciphertext.encode()).decode()
@@ -129,19 +147,29 @@ class Keyring:
                 f"the stored {scope.provider} key does not decrypt for {scope.owner}: "
                 "it was tampered with or belongs to someone else"
             ) from None
-        expected = self.key_hash(scope, plaintext, sealed.version)
+        expected = self.key_hash(scope, plaintext, sealed.version, settings)
         if not hmac.compare_digest(expected, sealed.key_hash):
             raise KeyDecryptionError(
                 f"the stored {scope.provider} key for {scope.owner} failed its integrity check: "
-                "it was moved from another provider or tampered with"
+                "it was moved from another provider, or it or its settings (endpoint, base URL) "
+                "were changed outside Keyhold"
             )
         return plaintext
 
-    def rewrap(self, scope: KeyScope, sealed: SealedKey) -> SealedKey | None:
+    def rewrap(
+        self, scope: KeyScope, sealed: SealedKey, settings: Settings = None
+    ) -> SealedKey | None:
         """Re-encrypt under the current secret; ``None`` if it already is."""
         if sealed.version == self.current_version:
             return None
-        return self.encrypt(scope, self.decrypt(scope, sealed))
+        return self.encrypt(scope, self.decrypt(scope, sealed, settings), settings)
+
+
+def _canonical(settings: Mapping[str, Any]) -> bytes:
+    """One byte string per set of settings, whatever the order or the database's JSON."""
+    return json.dumps(
+        dict(settings), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    ).encode()
 
 
 def fingerprint(key_hash: str) -> str:

@@ -7,7 +7,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import Engine, MetaData, event
 from sqlalchemy.orm import DeclarativeBase
 
 from webapp.ratelimit import default_limit, default_rate_key, on_breach
@@ -33,3 +33,19 @@ csrf = CSRFProtect()
 # The default limit and the breach handler are given here, not through config: Flask-Limiter
 # keeps the first app's config values for good, and each app must get its own.
 limiter = Limiter(key_func=default_rate_key, default_limits=[default_limit], on_breach=on_breach)
+
+
+def enforce_sqlite_foreign_keys(engine: Engine) -> None:
+    """Make SQLite honour foreign keys (ON DELETE CASCADE / SET NULL) on every connection.
+
+    SQLite ignores them unless each connection asks; without this, deleting a
+    user left their keys and tokens behind for whoever got the id next.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _foreign_keys_on(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

@@ -1,7 +1,7 @@
 """Every model, imported once so metadata (and migrations) see all tables."""
 
 from webapp.audit.models import AuditCheckpoint, AuditEvent
-from webapp.auth.models import User
+from webapp.auth.models import LoginSession, User
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
 from webapp.setup.models import SetupToken
 from webapp.tokens.models import AccessToken
@@ -11,6 +11,7 @@ __all__ = [
     "AuditCheckpoint",
     "AuditEvent",
     "GlobalAPIKey",
+    "LoginSession",
     "SetupToken",
     "User",
     "UserAPIKey",

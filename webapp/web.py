@@ -7,9 +7,12 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import make_response, request
+from flask import make_response, request, session
+from flask_login import login_user
 
 from webapp.audit.service import RequestInfo
+from webapp.auth.models import User
+from webapp.auth.services import open_session
 from webapp.ratelimit import client_ip
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -17,6 +20,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def request_info() -> RequestInfo:
     return RequestInfo(ip=client_ip(), user_agent=request.headers.get("User-Agent", "")[:200])
+
+
+def sign_in(user: User, *, remember: bool = False) -> None:
+    """Sign ``user`` in on this browser, in a fresh session of its own."""
+    session.clear()  # a fresh session at login: no fixation
+    open_session(user)
+    login_user(user, remember=remember)
 
 
 def safe_next(target: str | None, default: str) -> str:

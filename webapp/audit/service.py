@@ -142,15 +142,22 @@ def record_failure(action: str, **kwargs: Any) -> None:
 
 
 @contextmanager
-def audited(action: str, **kwargs: Any) -> Iterator[None]:
+def audited(
+    action: str, *, refusals: tuple[type[Exception], ...] = (), **kwargs: Any
+) -> Iterator[None]:
     """Commit the block's change (which records its own audit row) or roll it back.
 
     Any error inside the block, the audit write included, undoes the whole
-    change and leaves a ``failed`` row for ``action`` with ``kwargs``.
+    change and leaves a ``failed`` row for ``action`` with ``kwargs``. The
+    exceptions in ``refusals`` answer the request instead of failing it (an
+    email already taken): they undo the change and propagate without a row.
     """
     try:
         yield
         db.session.commit()
+    except refusals:
+        db.session.rollback()
+        raise
     except Exception:
         record_failure(action, **kwargs)
         raise

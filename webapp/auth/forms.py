@@ -25,9 +25,10 @@ class RegisterForm(FlaskForm):
         validators=[
             DataRequired("Choose a password."),
             Length(
-                min=MIN_PASSWORD_LENGTH,
-                max=MAX_PASSWORD_LENGTH,
-                message=f"Use at least {MIN_PASSWORD_LENGTH} characters.",
+                min=MIN_PASSWORD_LENGTH, message=f"Use at least {MIN_PASSWORD_LENGTH} characters."
+            ),
+            Length(
+                max=MAX_PASSWORD_LENGTH, message=f"Use at most {MAX_PASSWORD_LENGTH} characters."
             ),
         ],
     )
@@ -56,7 +57,10 @@ class LoginForm(FlaskForm):
 class PasswordChangeForm(FlaskForm):
     current = PasswordField(
         "Current password",
-        validators=[DataRequired("Enter your current password."), Length(max=1024)],
+        validators=[
+            DataRequired("Enter your current password."),
+            Length(max=MAX_PASSWORD_LENGTH, message="That is not your current password."),
+        ],
     )
     password = RegisterForm.password
     confirm = RegisterForm.confirm

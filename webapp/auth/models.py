@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import datetime
 from functools import cache
 
 from flask_login import UserMixin
-from sqlalchemy import String
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -21,31 +22,33 @@ def _dummy_hash() -> str:
     return generate_password_hash(secrets.token_urlsafe(16))
 
 
-def _new_session_token() -> str:
-    return secrets.token_urlsafe(24)
-
-
 class User(UserMixin, db.Model):
     __tablename__ = "users"
+    # SQLite would otherwise hand the largest deleted id to the next account, and ids are
+    # what keys are derived from and what audit rows name. PostgreSQL never reuses them.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     is_admin: Mapped[bool] = mapped_column(default=False)
-    # Part of the login cookie: changing it signs the user out everywhere.
-    session_token: Mapped[str] = mapped_column(String(64), default=_new_session_token)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+    # The token of the login session this object was loaded for (not a column): the login
+    # cookie names that session, so that logging out can end it alone.
+    login_token = None
+
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)  # scrypt
-        self.session_token = _new_session_token()
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_token}"
+        if self.login_token is None:
+            raise RuntimeError("open a login session (auth.services.open_session) first")
+        return f"{self.id}:{self.login_token}"
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"
@@ -55,3 +58,29 @@ def check_unknown_password(password: str) -> bool:
     """Spend the time of a real check; always False."""
     check_password_hash(_dummy_hash(), password)
     return False
+
+
+class LoginSession(db.Model):
+    """One signed-in browser. Its token is in the login cookie; logging out deletes the row.
+
+    Only a SHA-256 of the token is stored: the table alone cannot be turned
+    into a working cookie.
+    """
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_urlsafe(32)
+
+    def __repr__(self) -> str:
+        return f"<LoginSession {self.id} user={self.user_id}>"

@@ -11,25 +11,20 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, logout_user
 
 from webapp.auth import services
 from webapp.auth.forms import LoginForm, PasswordChangeForm, RegisterForm, normalise_email
 from webapp.extensions import limiter
 from webapp.ratelimit import account_rate_key, configured, ip_rate_key, user_rate_key
 from webapp.tokens import service as tokens
-from webapp.web import form_status, no_store, request_info, safe_next
+from webapp.web import form_status, no_store, request_info, safe_next, sign_in
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 
 def _login_account_key() -> str:
     return account_rate_key(normalise_email(request.form.get("email", "")))
-
-
-def _start_session(user, remember: bool) -> None:
-    session.clear()  # a fresh session at login: no fixation
-    login_user(user, remember=remember)
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -44,7 +39,7 @@ def register():
         except services.EmailTaken:
             form.email.errors.append("An account with this email already exists.")
         else:
-            _start_session(user, remember=False)
+            sign_in(user)
             flash("Welcome to Keyhold. Add your first API key below.", "success")
             return redirect(url_for("keys.dashboard"))
     return render_template("auth/register.html", form=form), form_status(form)
@@ -67,7 +62,7 @@ def login():
     if form.validate_on_submit():
         user = services.authenticate(form.email.data, form.password.data, info=request_info())
         if user is not None:
-            _start_session(user, remember=form.remember.data)
+            sign_in(user, remember=form.remember.data)
             return redirect(safe_next(request.args.get("next"), url_for("keys.dashboard")))
         form.form_errors.append("Email or password is incorrect.")
     return render_template("auth/login.html", form=form), form_status(form)
@@ -101,7 +96,7 @@ def change_password():
             info=request_info(),
         )
         if changed:
-            _start_session(user, remember=False)  # other sessions end with the old token
+            sign_in(user)  # the change ended every session, this one too
             flash(_changed_message(changed), "success")
             return redirect(url_for("keys.dashboard"))
         form.current.errors.append("That is not your current password.")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
+from flask import current_app
+from flask_login.config import COOKIE_DURATION
 from sqlalchemy.exc import IntegrityError
 
 from webapp import monitoring
 from webapp.audit.service import RequestInfo, audited, record
-from webapp.auth.models import User, check_unknown_password
+from webapp.auth.models import LoginSession, User, check_unknown_password
 from webapp.db_types import utcnow
 from webapp.extensions import db
 from webapp.tokens import service as tokens
@@ -41,9 +44,11 @@ def add_user(email: str, password: str, *, is_admin: bool = False) -> User:
 def register(
     email: str, password: str, *, is_admin: bool = False, info: RequestInfo | None = None
 ) -> User:
-    user = add_user(email, password, is_admin=is_admin)
-    record("user.register", actor_id=user.id, info=info, details={"admin": is_admin})
-    db.session.commit()
+    """Create an account; a write that fails leaves a ``failed`` row, a taken email none."""
+    details = {"admin": is_admin}
+    with audited("user.register", refusals=(EmailTaken,), info=info, details=details):
+        user = add_user(email, password, is_admin=is_admin)
+        record("user.register", actor_id=user.id, info=info, details=details)
     return user
 
 
@@ -70,8 +75,59 @@ def authenticate(email: str, password: str, *, info: RequestInfo | None = None) 
     return user
 
 
+def session_lifetime() -> timedelta:
+    """How long a login session lasts at most: as long as a remember-me cookie."""
+    duration = current_app.config.get("REMEMBER_COOKIE_DURATION", COOKIE_DURATION)
+    return duration if isinstance(duration, timedelta) else timedelta(seconds=int(duration))
+
+
+def open_session(user: User) -> None:
+    """Start a login session for ``user``; ``user.get_id()`` then names it for the cookie."""
+    token = LoginSession.new_token()
+    # The user's sessions that have outlived any cookie end here instead of piling up.
+    db.session.execute(
+        db.delete(LoginSession).where(
+            LoginSession.user_id == user.id,
+            LoginSession.created_at < utcnow() - session_lifetime(),
+        )
+    )
+    db.session.add(LoginSession(user_id=user.id, token_hash=LoginSession.hash_token(token)))
+    db.session.commit()
+    user.login_token = token
+
+
+def load_session_user(cookie_id: str) -> User | None:
+    """The user of a live login session named by a login or remember-me cookie, else None."""
+    ident, _, token = cookie_id.partition(":")
+    if not ident.isdigit() or not token:
+        return None
+    # Looked up by the token's hash, so comparing it in SQL reveals nothing by its timing.
+    user = db.session.scalar(
+        db.select(User)
+        .join(LoginSession, LoginSession.user_id == User.id)
+        .where(
+            User.id == int(ident),
+            LoginSession.token_hash == LoginSession.hash_token(token),
+            LoginSession.created_at >= utcnow() - session_lifetime(),
+        )
+    )
+    if user is not None:
+        user.login_token = token
+    return user
+
+
+def _end_sessions(user: User, *, only_current: bool) -> None:
+    query = db.delete(LoginSession).where(LoginSession.user_id == user.id)
+    if only_current:
+        query = query.where(LoginSession.token_hash == LoginSession.hash_token(user.login_token))
+    db.session.execute(query)
+
+
 def logout(user: User, *, info: RequestInfo | None = None) -> None:
+    """End this login session on the server: a copy of its cookie stops working too."""
     with audited("auth.logout", actor_id=user.id, info=info):
+        if user.login_token is not None:  # None: signed in by an access token, not a session
+            _end_sessions(user, only_current=True)
         record("auth.logout", actor_id=user.id, info=info)
 
 
@@ -103,6 +159,7 @@ def change_password(
         return None
     with audited("auth.password_change", actor_id=user.id, info=info):
         user.set_password(new)
+        _end_sessions(user, only_current=False)  # the caller opens a new one for this browser
         revoked = []
         if revoke_tokens:
             revoked = tokens.revoke_working_tokens(user, reason="password_change", info=info)

@@ -107,7 +107,7 @@ def _store(
     check: CheckResult | None,
 ) -> tuple[GlobalAPIKey, bool]:
     provider = require_provider(provider_id)
-    sealed = current_keyring().encrypt(KeyScope.for_global(provider_id), api_key)
+    sealed = current_keyring().encrypt(KeyScope.for_global(provider_id), api_key, config)
     actor_id = _actor_id(actor)
     via = "admin" if actor is not None else "setup_token"
     for attempt in range(2):

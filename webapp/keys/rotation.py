@@ -1,10 +1,13 @@
 """Re-encrypting stored keys under the current secret (``flask keys rotate-secret``).
 
-Rows are rewritten in batches, each committed on its own, so an interrupted
-run loses nothing: every row is readable under either its old or its new
-secret, and running again carries on where it stopped. A row changed by a
-user while it is being rewrapped is left alone (the update is conditional on
-the ciphertext it read) and is already under the current secret anyway.
+Rows are rewritten in batches, each committed on its own together with a
+``secret.rotate`` audit row that counts it, so an interrupted run loses
+nothing and is accounted for: every row is readable under either its old or
+its new secret, and running again carries on where it stopped. A row changed
+by a user while it is being rewrapped is left alone (the update is
+conditional on the ciphertext it read), is not counted, and is already under
+the current secret anyway. A finished run ends with a
+``secret.rotate_finished`` row.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def pending_count() -> int:
 
 def _columns(model: type) -> list[Any]:
     cols = [model.id, model.provider, model.encrypted_key, model.key_hash, model.key_version]
-    cols.append(model.updated_at)
+    cols += [model.config, model.updated_at]
     if model is UserAPIKey:
         cols.append(model.user_id)
     return cols
@@ -90,7 +93,7 @@ def _rewrap_table(
         for row in rows:
             sealed = SealedKey(row.encrypted_key, row.key_hash, row.key_version)
             try:
-                new = keyring.rewrap(_scope(model, row), sealed)
+                new = keyring.rewrap(_scope(model, row), sealed, row.config)
             except KeyDecryptionError:
                 report.unreadable.append(f"{table.name}#{row.id}")
                 continue
@@ -106,9 +109,19 @@ def _rewrap_table(
                     }
                 )
         if params:
-            db.session.execute(stmt, params, execution_options={"synchronize_session": False})
+            result = db.session.execute(
+                stmt, params, execution_options={"synchronize_session": False}
+            )
+            changed = result.rowcount  # rows a user replaced meanwhile are not among them
+            if changed:
+                details = {
+                    "table": table.name,
+                    "count": changed,
+                    "version": keyring.current_version,
+                }
+                record("secret.rotate", details=details)
+            report.rewrapped += changed
         db.session.commit()
-        report.rewrapped += len(params)
         last_id = rows[-1].id
         progress(len(rows))
 
@@ -117,11 +130,13 @@ def rotate_secret(
     batch_size: int = 1000, progress: Callable[[int], None] | None = None
 ) -> RotationReport:
     """Re-encrypt every row not under the current secret; safe to interrupt and re-run."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
     report = RotationReport()
     for model in (UserAPIKey, GlobalAPIKey):
         _rewrap_table(model, batch_size, report, progress or (lambda n: None))
     record(
-        "secret.rotate",
+        "secret.rotate_finished",
         outcome="ok" if report.ok else "failed",
         details={
             "rewrapped": report.rewrapped,

@@ -104,6 +104,11 @@ def endpoint_policy() -> EndpointPolicy:
 _WHITESPACE = re.compile(r"\s")
 
 
+def _has_invisible(value: str) -> bool:
+    """Control, format (zero-width), private-use or unassigned characters."""
+    return any(unicodedata.category(ch).startswith("C") for ch in value)
+
+
 def key_problem(provider: Provider, api_key: str) -> str | None:
     """Why ``api_key`` cannot be a key for ``provider``, or None."""
     if not api_key:
@@ -112,7 +117,7 @@ def key_problem(provider: Provider, api_key: str) -> str | None:
         return f"That is longer than any API key ({MAX_KEY_LENGTH} characters at most)."
     if _WHITESPACE.search(api_key):
         return "The key contains spaces or line breaks; paste it again without them."
-    if any(unicodedata.category(ch).startswith("C") or not ch.isascii() for ch in api_key):
+    if _has_invisible(api_key) or not api_key.isascii():
         return "The key contains characters that cannot be part of an API key."
     if not provider.key_matches_format(api_key):
         return f"This does not look like a {provider.name} key. Expected: {provider.key_format}."
@@ -142,6 +147,12 @@ def clean_input(
             continue
         if len(value) > spec.max_length:
             errors[spec.name] = f"{spec.label} is too long ({spec.max_length} characters at most)."
+        elif _WHITESPACE.search(value):
+            errors[spec.name] = (
+                f"{spec.label} contains spaces or line breaks; enter it without them."
+            )
+        elif _has_invisible(value):
+            errors[spec.name] = f"{spec.label} contains invisible or control characters."
         elif spec.kind == "url":
             try:
                 value = check_url(value, endpoint_policy())
@@ -173,8 +184,8 @@ def scope_of(row: UserAPIKey) -> KeyScope:
 
 
 def decrypt_row(row: UserAPIKey) -> str:
-    """The plaintext of a stored user key. Raises KeyDecryptionError on tampering."""
-    return current_keyring().decrypt(scope_of(row), row.sealed)
+    """A user's key in plaintext; KeyDecryptionError if the row was moved or altered."""
+    return current_keyring().decrypt(scope_of(row), row.sealed, row.config)
 
 
 def _audit_details(row: UserAPIKey, **extra: Any) -> dict[str, Any]:
@@ -199,7 +210,7 @@ def store_key(
     whether it was created (False: replaced).
     """
     provider = require_provider(provider_id)
-    sealed = current_keyring().encrypt(KeyScope.for_user(user.id, provider_id), api_key)
+    sealed = current_keyring().encrypt(KeyScope.for_user(user.id, provider_id), api_key, config)
     hint = mask_key(api_key, provider.key_prefix)
     for attempt in range(2):
         row = _find(user.id, provider_id)
@@ -432,8 +443,8 @@ class ResolvedKey:
 
 
 def decrypt_global(row: GlobalAPIKey) -> str:
-    """The plaintext of a global key. Raises KeyDecryptionError on tampering."""
-    return current_keyring().decrypt(KeyScope.for_global(row.provider), row.sealed)
+    """A global key in plaintext; KeyDecryptionError if the row was moved or altered."""
+    return current_keyring().decrypt(KeyScope.for_global(row.provider), row.sealed, row.config)
 
 
 def _mark_used(model: type[UserAPIKey] | type[GlobalAPIKey], row_id: int) -> None:

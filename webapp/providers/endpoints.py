@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import unicodedata
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 
 class EndpointError(ValueError):
@@ -53,8 +54,16 @@ def _address_literal(host: str) -> str | None:
 
 
 def check_url(url: str, policy: EndpointPolicy) -> str:
-    """Return the URL without a trailing slash, or raise EndpointError."""
+    """Return the URL rebuilt from what was checked, or raise EndpointError.
+
+    urlsplit drops tabs and line breaks and tolerates other oddities, so the
+    URL returned (and stored, and connected to) is the one that was checked,
+    not the string that came in: lower-case scheme and host, no trailing dot
+    or slash.
+    """
     url = url.strip()
+    if any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in url):
+        raise EndpointError("The URL contains spaces, line breaks or invisible characters.")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -77,4 +86,7 @@ def check_url(url: str, policy: EndpointPolicy) -> str:
         literal = _address_literal(host)
         if literal is not None and not is_public_address(literal):
             raise EndpointError("Local and private network addresses are not allowed.")
-    return url.rstrip("/")
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))

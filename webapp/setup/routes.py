@@ -18,7 +18,6 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import login_user
 
 from webapp.admin.routes import edit_global_key
 from webapp.errors import error_response, wants_json
@@ -27,7 +26,7 @@ from webapp.keys import global_keys
 from webapp.setup import service
 from webapp.setup.forms import AdminAccountForm, SetupTokenForm
 from webapp.setup.limits import token_guesses
-from webapp.web import form_status, no_store, request_info
+from webapp.web import form_status, no_store, request_info, sign_in
 
 bp = Blueprint("setup", __name__, url_prefix="/setup")
 
@@ -118,8 +117,7 @@ def finish():
         except service.AccountRefused as exc:
             form.email.errors.append(exc.fields.get("email", exc.message))
         else:
-            session.clear()  # a fresh session for the new admin: no fixation
-            login_user(user)
+            sign_in(user)  # a fresh session for the new admin: no fixation
             flash("Setup is finished. You are signed in as the admin.", "success")
             return redirect(url_for("admin.keys"))
     statuses = global_keys.list_global_status()
