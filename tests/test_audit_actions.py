@@ -235,6 +235,7 @@ def test_the_table_names_most_actions():
         "setup.complete",
         "admin.create",
         "secret.rotate",
+        "secret.rotate_finished",
         "ratelimit.hit",
         "token.resolve",
         "token.auth_failed",

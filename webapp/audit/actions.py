@@ -28,6 +28,7 @@ ACTIONS: dict[str, str] = {
     "setup.complete": "Setup completed",
     "admin.create": "Admin account created",
     "secret.rotate": "Keys re-encrypted under a new secret",
+    "secret.rotate_finished": "Re-encryption under a new secret finished",
     "access.denied": "Access refused",
     "ratelimit.hit": "Too many requests",
     "token.create": "Access token created",
