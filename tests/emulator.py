@@ -12,11 +12,14 @@ its state (``valid``, ``quota_exhausted``, ``forbidden``, ``revoked``,
 ``read_only``), an unknown one with that provider's invalid-key answer, no
 key with its missing-key answer. Per provider it can be made slow, down,
 throttled, out of quota, rude (closing the connection), redirecting,
-HTML-speaking or key-echoing. It records every request it receives.
+HTML-speaking, key-echoing, or a trickler that sends its status line and
+headers one byte at a time and never finishes them. It records every request
+it receives.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -87,7 +90,11 @@ MODES = (
     "garbage",
     "echo",  # a careless gateway: the key, unmasked, in its error message
     "echo_models",  # ...or in the "model ids" of a successful answer
+    "trickle",  # the status line and headers one byte per ``interval`` seconds, never ending
 )
+#: a trickling answer gives up after this long, so a client that never does cannot keep
+#: the emulator's thread forever
+TRICKLE_LIMIT = 20.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,7 @@ class _Behaviour:
     delay: float = 0.0
     location: str = ""
     retry_after: int = 7
+    interval: float = 0.05
 
 
 @dataclass
@@ -223,6 +231,8 @@ class Emulator:
         mode = behaviour.mode
         if mode == "close":
             return None
+        if mode == "trickle":
+            return Reply(200, "", raw=True, trickle=behaviour.interval)
         if mode == "redirect":
             return Reply(302, "", headers={"Location": behaviour.location}, raw=True)
         if mode == "down":
@@ -357,6 +367,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply is None:
             self.close_connection = True
             return
+        if reply.trickle:
+            self._trickle(reply.trickle)
+            return
         payload = reply.payload()
         self.send_response(reply.status)
         for name, value in reply.headers.items():
@@ -366,5 +379,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _trickle(self, interval: float) -> None:
+        """A status line and headers that never end, one byte at a time."""
+        self.close_connection = True
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: "
+        stop = time.monotonic() + TRICKLE_LIMIT
+        try:
+            for byte in itertools.chain(head, itertools.repeat(ord("a"))):
+                if time.monotonic() > stop:
+                    return
+                self.wfile.write(bytes([byte]))
+                time.sleep(interval)
+        except OSError:
+            pass  # the client gave up, as it should
 
     do_GET = do_POST = do_PUT = do_DELETE = _handle

@@ -25,6 +25,7 @@ class Reply:
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
     raw: bool = False  # body is text to send as it is
+    trickle: float = 0.0  # > 0: send a head that never ends, one byte every this many seconds
 
     def payload(self) -> bytes:
         return self.body.encode() if self.raw else json.dumps(self.body).encode()
