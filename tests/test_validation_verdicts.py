@@ -1,0 +1,125 @@
+"""What is known of a key belongs to that key: a new key starts afresh."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.validation_helpers import (
+    EMAIL,
+    dashboard_row,
+    page,
+    row_of,
+    signed_in,
+    store_key,
+    validate,
+)
+from webapp.auth.services import find_user
+from webapp.extensions import db
+from webapp.keys.models import GlobalAPIKey
+from webapp.keys.service import get_key_for
+
+#: provider answers that say nothing of a key: throttled (rate_limited), down (provider_error)
+UNJUDGED = ["throttled", "down"]
+
+
+def resolve(app, email: str = EMAIL):
+    with app.app_context():
+        db.session.remove()
+        return get_key_for(find_user(email), "openai")
+
+
+def api_status(client, provider: str = "openai") -> dict:
+    statuses = client.get("/api/api-keys/status").get_json()["providers"]
+    return next(s for s in statuses if s["provider"] == provider)
+
+
+def global_row(app) -> GlobalAPIKey:
+    with app.app_context():
+        db.session.remove()
+        row = db.session.scalar(db.select(GlobalAPIKey).filter_by(provider="openai"))
+        db.session.expunge(row)
+        return row
+
+
+# -- replacing a user's key ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", UNJUDGED)
+def test_a_new_key_does_not_inherit_the_old_keys_good_name(make_app, emulator, mode):
+    app = make_app()
+    client = signed_in(app)
+    client.post("/keys/openai", data={"api_key": emulator.valid_key("openai")})
+    assert row_of(app, "openai").is_valid is True
+    emulator.set_mode("openai", mode)
+
+    new = emulator.register("openai", state="revoked")  # what the outage hides
+    response = client.post("/keys/openai", data={"api_key": new}, follow_redirects=True)
+    row = dashboard_row(page(response), "openai")
+    assert "models</li>" not in row  # the old key's models are not this key's
+    stored = row_of(app, "openai")
+    assert stored.is_valid is None and stored.models == []
+    assert api_status(client)["is_valid"] is None
+
+
+@pytest.mark.parametrize("mode", UNJUDGED)
+def test_a_new_key_is_not_refused_for_the_old_keys_rejection(make_app, emulator, mode):
+    app = make_app()
+    client = signed_in(app)
+    store_key(app, emulator, "openai")  # unknown to the provider
+    validate(client, "openai")
+    assert row_of(app, "openai").is_valid is False
+    emulator.set_mode("openai", mode)
+
+    new = emulator.valid_key("openai")
+    assert client.post("/keys/openai", data={"api_key": new}).status_code == 302
+    assert row_of(app, "openai").is_valid is None
+    resolved = resolve(app)
+    assert resolved.source == "user" and resolved.value == new
+
+
+def test_the_same_key_saved_again_keeps_what_is_known_of_it(make_app, emulator):
+    app = make_app()
+    client = signed_in(app)
+    key = emulator.valid_key("openai")
+    client.post("/keys/openai", data={"api_key": key})
+    emulator.set_mode("openai", "throttled")
+    client.post("/keys/openai", data={"api_key": key})
+    stored = row_of(app, "openai")
+    assert stored.status == "rate_limited"
+    assert stored.is_valid is True and len(stored.models) == 3
+
+
+# -- replacing a global key ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", UNJUDGED)
+def test_a_new_global_key_does_not_inherit_the_old_keys_good_name(
+    app, admin_client, emulator, mode
+):
+    admin_client.post("/admin/keys/openai", data={"api_key": emulator.valid_key("openai")})
+    assert global_row(app).is_valid is True
+    emulator.set_mode("openai", mode)
+
+    new = emulator.register("openai", state="revoked")
+    assert admin_client.post("/admin/keys/openai", data={"api_key": new}).status_code == 302
+    row = global_row(app)
+    assert row.is_valid is None and row.models == []
+
+
+@pytest.mark.parametrize("mode", UNJUDGED)
+def test_a_new_global_key_is_not_refused_for_the_old_keys_rejection(
+    app, admin_client, user_client, emulator, mode
+):
+    user_client(EMAIL)
+    emulator.set_mode("openai", "down")  # stored unjudged...
+    admin_client.post("/admin/keys/openai", data={"api_key": emulator.register("openai")})
+    emulator.reset()  # ...then the provider is back and has forgotten the key
+    admin_client.post("/admin/keys/openai/validate")
+    assert global_row(app).is_valid is False
+    emulator.set_mode("openai", mode)
+
+    new = emulator.valid_key("openai")
+    assert admin_client.post("/admin/keys/openai", data={"api_key": new}).status_code == 302
+    assert global_row(app).is_valid is None
+    resolved = resolve(app)
+    assert resolved.source == "global" and resolved.value == new
