@@ -1,4 +1,4 @@
-"""What is known of a key belongs to that key: a new key starts afresh."""
+"""What is known of a key belongs to that key: a new key starts afresh; outages change nothing."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from tests.validation_helpers import (
 from webapp.auth.services import find_user
 from webapp.extensions import db
 from webapp.keys.models import GlobalAPIKey
-from webapp.keys.service import get_key_for
+from webapp.keys.service import NoKeyAvailable, get_key_for
 
 #: provider answers that say nothing of a key: throttled (rate_limited), down (provider_error)
 UNJUDGED = ["throttled", "down"]
+#: emulator modes of an outage, and what a check during one concludes
+OUTAGES = [("down", "provider_error"), ("html", "provider_error"), ("close", "network_error")]
 
 
 def resolve(app, email: str = EMAIL):
@@ -123,3 +125,55 @@ def test_a_new_global_key_is_not_refused_for_the_old_keys_rejection(
     assert global_row(app).is_valid is None
     resolved = resolve(app)
     assert resolved.source == "global" and resolved.value == new
+
+
+# -- outages -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("mode", "status"), OUTAGES)
+def test_an_outage_does_not_make_a_rejected_key_usable_again(make_app, emulator, mode, status):
+    app = make_app()
+    client = signed_in(app)
+    store_key(app, emulator, "openai")  # unknown to the provider
+    validate(client, "openai")
+    emulator.set_mode("openai", mode)
+
+    validate(client, "openai")
+    stored = row_of(app, "openai")
+    assert stored.status == status and stored.is_valid is False
+    assert api_status(client)["is_valid"] is False
+    with pytest.raises(NoKeyAvailable) as refused:
+        resolve(app)
+    assert refused.value.reason == "key_invalid"
+
+
+@pytest.mark.parametrize(("mode", "status"), OUTAGES)
+def test_an_outage_does_not_cast_doubt_on_a_good_key(make_app, emulator, mode, status):
+    app = make_app()
+    client = signed_in(app)
+    key = store_key(app, emulator, "openai", emulator.valid_key("openai"))
+    validate(client, "openai")
+    emulator.set_mode("openai", mode)
+
+    validate(client, "openai")
+    stored = row_of(app, "openai")
+    assert stored.status == status and stored.is_valid is True
+    assert resolve(app).value == key
+
+
+@pytest.mark.parametrize(("mode", "status"), OUTAGES)
+def test_an_outage_leaves_a_global_keys_rejection_standing(
+    app, admin_client, user_client, emulator, mode, status
+):
+    user_client(EMAIL)
+    emulator.set_mode("openai", "down")
+    admin_client.post("/admin/keys/openai", data={"api_key": emulator.register("openai")})
+    emulator.reset()  # the provider is back and has forgotten the key
+    admin_client.post("/admin/keys/openai/validate")
+    emulator.set_mode("openai", mode)
+
+    admin_client.post("/admin/keys/openai/validate")
+    row = global_row(app)
+    assert row.status == status and row.is_valid is False
+    with pytest.raises(NoKeyAvailable):
+        resolve(app)

@@ -67,8 +67,9 @@ class CheckResult:
 
     @property
     def keep_validity(self) -> bool:
-        # A throttled check says nothing new about the key.
-        return self.status == RATE_LIMITED
+        """Whether the key's last known validity stands: a throttled check, an outage or no
+        answer says nothing new about the key, and must not clear a known rejection."""
+        return self.status in (RATE_LIMITED, PROVIDER_ERROR, NETWORK_ERROR)
 
     @property
     def quota_checked(self) -> bool:
