@@ -123,6 +123,15 @@ def key_problem(provider: Provider, api_key: str) -> str | None:
     if any(unicodedata.category(ch).startswith("C") or not ch.isascii() for ch in api_key):
         return "The key contains characters that cannot be part of an API key."
     if not provider.key_matches_format(api_key):
+        if wrong := provider.wrong_kind(api_key):
+            return wrong
+        for other in all_providers():
+            # Only a prefix tells providers apart; a bare run of letters could be anybody's.
+            if other is not provider and other.key_prefix and other.key_matches_format(api_key):
+                return (
+                    f"This looks like a key for {other.name}, not for {provider.name}. "
+                    f"Expected: {provider.key_format}."
+                )
         return f"This does not look like a {provider.name} key. Expected: {provider.key_format}."
     return None
 

@@ -103,6 +103,14 @@ class DeepCheck:
 
 
 @dataclass(frozen=True)
+class WrongKind:
+    """Something that looks like the provider's key but cannot be used as one."""
+
+    pattern: str  # matched against the whole key
+    message: str  # why, and what to use instead
+
+
+@dataclass(frozen=True)
 class Provider:
     id: str
     name: str
@@ -121,6 +129,8 @@ class Provider:
     #: what to keep from a successful answer: detail name -> path
     details: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     deep_check: DeepCheck | None = None
+    #: keys of this provider that are not inference keys, told apart before any request
+    wrong_kinds: tuple[WrongKind, ...] = ()
 
     @property
     def key_regex(self) -> re.Pattern[str]:
@@ -128,6 +138,13 @@ class Provider:
 
     def key_matches_format(self, key: str) -> bool:
         return self.key_regex.fullmatch(key) is not None
+
+    def wrong_kind(self, key: str) -> str | None:
+        """Why ``key`` is the wrong kind of key for this provider, if it is one."""
+        for kind in self.wrong_kinds:
+            if _compiled(kind.pattern).fullmatch(key):
+                return kind.message
+        return None
 
 
 _cache: dict[str, re.Pattern[str]] = {}
@@ -268,8 +285,20 @@ _ENTRIES = (
         id="openai",
         name="OpenAI",
         base_url="https://api.openai.com/v1",
-        key_pattern=r"sk-(?:proj-|svcacct-|service-)?[A-Za-z0-9_-]{20,250}",
-        key_format="Starts with sk- (project keys: sk-proj-)",
+        # sk- is shared: Anthropic (sk-ant-), OpenRouter (sk-or-) and DeepSeek (sk- and 32
+        # lowercase hex) keys are not OpenAI's, and admin keys (sk-admin-) cannot run models.
+        key_pattern=(
+            r"sk-(?!ant-|or-|admin-|[0-9a-f]{32}\Z)"
+            r"(?:proj-|svcacct-|service-|None-)?[A-Za-z0-9_-]{20,250}"
+        ),
+        key_format="Starts with sk-proj- (older keys: sk-)",
+        wrong_kinds=(
+            WrongKind(
+                r"sk-admin-.*",
+                "This is an OpenAI admin key (sk-admin-): it manages an organisation and "
+                "cannot call models. Use a project key (sk-proj-) instead.",
+            ),
+        ),
         key_prefix="sk-proj-",
         docs_url="https://platform.openai.com/api-keys",
         signatures=OPENAI_SIGNATURES,
@@ -285,6 +314,18 @@ _ENTRIES = (
         base_url="https://api.anthropic.com/v1",
         key_pattern=r"sk-ant-api\d{2}-[A-Za-z0-9_-]{80,120}",
         key_format="Starts with sk-ant-api03-, 108 characters",
+        wrong_kinds=(
+            WrongKind(
+                r"sk-ant-admin.*",
+                "This is an Anthropic Admin API key (sk-ant-admin): it manages an organisation "
+                "and cannot call models. Use an API key (sk-ant-api03-) instead.",
+            ),
+            WrongKind(
+                r"sk-ant-oat.*",
+                "This is a Claude subscription sign-in token (sk-ant-oat), not an API key. "
+                "Create an API key in the Anthropic Console.",
+            ),
+        ),
         key_prefix="sk-ant-api03-",
         docs_url="https://console.anthropic.com/settings/keys",
         check=CheckRequest(
@@ -315,6 +356,13 @@ _ENTRIES = (
         base_url="https://generativelanguage.googleapis.com/v1beta",
         key_pattern=r"AIza[0-9A-Za-z_-]{35}|[AI]Q\.[A-Za-z0-9_.-]{30,120}",
         key_format="Starts with AIza (39 characters) or AQ.",
+        wrong_kinds=(
+            WrongKind(
+                r"ya29\..*",
+                "This is a Google OAuth access token (ya29.), not an API key. Create an API "
+                "key in Google AI Studio.",
+            ),
+        ),
         key_prefix="AIza",
         docs_url="https://aistudio.google.com/app/apikey",
         check=CheckRequest(
