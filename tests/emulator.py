@@ -12,9 +12,9 @@ its state (``valid``, ``quota_exhausted``, ``forbidden``, ``revoked``,
 ``read_only``), an unknown one with that provider's invalid-key answer, no
 key with its missing-key answer. Per provider it can be made slow, down,
 throttled, out of quota, rude (closing the connection), redirecting,
-HTML-speaking, key-echoing, or a trickler that sends its status line and
-headers one byte at a time and never finishes them. It records every request
-it receives.
+HTML-speaking, blocking (a region, edge or network block), key-echoing, or a
+trickler that sends its status line and headers one byte at a time and never
+finishes them. It records every request it receives.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ MODES = (
     "echo",  # a careless gateway: the key, unmasked, in its error message
     "echo_models",  # ...or in the "model ids" of a successful answer
     "trickle",  # the status line and headers one byte per ``interval`` seconds, never ending
+    "blocked",  # refused before the key is looked at (region, edge or network block)
 )
 #: a trickling answer gives up after this long, so a client that never does cannot keep
 #: the emulator's thread forever
@@ -188,6 +189,8 @@ class Emulator:
         assert mode is None or mode in MODES, mode
         if mode == "out_of_quota" and "quota" not in ANSWERS[provider]:
             raise ValueError(f"{provider} has no documented out-of-credit answer")
+        if mode == "blocked" and "blocked" not in ANSWERS[provider]:
+            raise ValueError(f"{provider} has no documented block answer")
         with self._lock:
             behaviour = self._behaviour.setdefault(provider, _Behaviour())
             behaviour.mode = mode
@@ -239,6 +242,8 @@ class Emulator:
             return answers.get("down", ANSWERS["openai"]["down"])("")
         if mode == "html":
             return Reply(403, _BLOCK_PAGE, headers={"Content-Type": "text/html"}, raw=True)
+        if mode == "blocked":
+            return answers["blocked"]("")
         if mode == "garbage":
             return Reply(
                 200,

@@ -6,6 +6,8 @@ import pytest
 
 from tests.validation_helpers import (
     EMAIL,
+    app_for,
+    badge,
     dashboard_row,
     page,
     row_of,
@@ -20,8 +22,13 @@ from webapp.keys.service import NoKeyAvailable, get_key_for
 
 #: provider answers that say nothing of a key: throttled (rate_limited), down (provider_error)
 UNJUDGED = ["throttled", "down"]
-#: emulator modes of an outage, and what a check during one concludes
-OUTAGES = [("down", "provider_error"), ("html", "provider_error"), ("close", "network_error")]
+#: emulator modes of an outage or a block, and what a check during one concludes
+OUTAGES = [
+    ("down", "provider_error"),
+    ("html", "provider_error"),
+    ("close", "network_error"),
+    ("blocked", "forbidden"),  # a region block, before the provider looks at the key
+]
 
 
 def resolve(app, email: str = EMAIL):
@@ -177,3 +184,36 @@ def test_an_outage_leaves_a_global_keys_rejection_standing(
     assert row.status == status and row.is_valid is False
     with pytest.raises(NoKeyAvailable):
         resolve(app)
+
+
+# -- refusals before authentication --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "words"),
+    [
+        ("openai", "does not serve the country this server is in"),
+        ("custom", "does not serve the country this server is in"),
+        ("anthropic", "network edge refused the request"),
+        ("gemini", "not available here without billing"),
+        ("azure_openai", "network rules do not let this server in"),
+    ],
+)
+def test_a_refusal_before_authentication_says_nothing_of_the_key(
+    make_app, emulator, provider, words
+):
+    # The provider has revoked this key, but a region or network block answers first.
+    app = app_for(make_app, provider)
+    client = signed_in(app)
+    store_key(app, emulator, provider)
+    emulator.set_mode(provider, "blocked")
+
+    html = page(validate(client, provider))
+    row = dashboard_row(html, provider)
+    assert badge(row) == "Not permitted"
+    assert words in row and "says nothing about whether the key works" in row
+    assert "refused the check before looking at your key" in html
+    assert "key works but" not in html  # the flash for a key that got in
+    stored = row_of(app, provider)
+    assert stored.status == "forbidden" and stored.is_valid is None
+    assert api_status(client, provider)["is_valid"] is None

@@ -74,6 +74,8 @@ class Signature:
     value at ``path`` (the provider's message, if empty) equals one of
     ``equals``, contains one of ``contains`` (case-insensitive), or is a
     number no greater than ``at_most``. ``note`` is said to the user.
+    ``about_key`` False: the provider answered before looking at the key (a
+    region, edge or network block), so the answer says nothing of it.
     """
 
     outcome: str
@@ -83,6 +85,7 @@ class Signature:
     contains: tuple[str, ...] = ()
     at_most: float | None = None
     note: str = ""
+    about_key: bool = True
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,14 @@ CUSTOM_BASE_URL = ExtraField(
     kind="url",
 )
 
+NOT_ABOUT_THE_KEY = "This says nothing about whether the key works."
+
+
+def _before_auth(note: str, **match: Any) -> Signature:
+    """A refusal that comes before the provider looks at the key."""
+    return Signature(FORBIDDEN, note=f"{note} {NOT_ABOUT_THE_KEY}", about_key=False, **match)
+
+
 MISSING_KEY = (
     "The provider says no key reached it, so it said nothing about the key; "
     "a proxy between Keyhold and the provider may have removed it."
@@ -217,16 +228,22 @@ OPENAI_SIGNATURES = (
     ),
     # A restricted key lacking a scope gets 403 here but 401 on inference: not a bad key.
     Signature(FORBIDDEN, contains=("insufficient permissions", "missing scopes")),
-    Signature(
-        FORBIDDEN,
+    _before_auth(
+        "The provider does not serve the country this server is in.",
         path="error.code",
         equals=("unsupported_country_region_territory",),
-        note="The provider does not serve the country this server is in.",
     ),
     _missing_key("didn't provide an api key"),
 )
 
 ANTHROPIC_SIGNATURES = (
+    # The edge's block ({"error": {"type": "forbidden"}}), unlike a permission_error.
+    _before_auth(
+        "Anthropic's network edge refused the request (often a region block).",
+        statuses=(403,),
+        path="error.type",
+        equals=("forbidden",),
+    ),
     Signature(QUOTA_EXCEEDED, statuses=(400,), contains=("credit balance is too low",)),
     Signature(QUOTA_EXCEEDED, path="error.type", equals=("billing_error",)),
     Signature(
@@ -253,11 +270,10 @@ GEMINI_SIGNATURES = (
         note="The key works but may not use the Gemini API (API not enabled or key restricted).",
     ),
     _missing_key("unregistered callers", statuses=(403,)),
-    Signature(
-        FORBIDDEN,
+    _before_auth(
+        "Gemini is not available here without billing (region or free-tier limits).",
         path="error.status",
         equals=("FAILED_PRECONDITION",),
-        note="Gemini is not available here without billing (region or free-tier limits).",
     ),
     Signature(
         QUOTA_EXCEEDED,
@@ -269,6 +285,11 @@ GEMINI_SIGNATURES = (
 )
 
 AZURE_SIGNATURES = (
+    _before_auth(
+        "The resource's network rules do not let this server in.",
+        statuses=(403,),
+        contains=("virtual network",),
+    ),
     Signature(
         PROVIDER_ERROR,
         statuses=(404,),

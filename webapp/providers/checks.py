@@ -154,7 +154,7 @@ class Checker:
             probe = classify(provider, answer, key=key, expect=deep.expect, read_models=False)
         details = {**listing.details, **probe.details, "deep_check_model": model}
         elapsed = listing.elapsed_ms + probe.elapsed_ms
-        if probe.status in _DECISIVE:
+        if probe.status in _DECISIVE and probe.key_judged:
             details["quota_checked"] = probe.status in (VALID, QUOTA_EXCEEDED)
             return replace(probe, models=listing.models, details=details, elapsed_ms=elapsed)
         # Throttled or failed: the listing's "valid" stands, credit stays unknown.

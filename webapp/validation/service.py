@@ -181,6 +181,8 @@ def summary(provider: Provider, result: CheckResult) -> tuple[str, str]:
         QUOTA_EXCEEDED: ("warning", f"Your {name} key works but has no credit left."),
         RATE_LIMITED: ("warning", f"{name} throttled the check; try again later."),
     }
+    if not result.key_judged:
+        texts[result.status] = ("warning", f"{name} refused the check before looking at your key.")
     category, text = texts.get(result.status, ("warning", f"Your {name} key could not be checked."))
     return category, f"{text} {said}".strip()
 
