@@ -6,6 +6,7 @@ import pytest
 
 from tests.validation_helpers import (
     EMAIL,
+    api_status,
     app_for,
     badge,
     dashboard_row,
@@ -37,11 +38,6 @@ def resolve(app, email: str = EMAIL):
         return get_key_for(find_user(email), "openai")
 
 
-def api_status(client, provider: str = "openai") -> dict:
-    statuses = client.get("/api/api-keys/status").get_json()["providers"]
-    return next(s for s in statuses if s["provider"] == provider)
-
-
 def global_row(app) -> GlobalAPIKey:
     with app.app_context():
         db.session.remove()
@@ -67,7 +63,7 @@ def test_a_new_key_does_not_inherit_the_old_keys_good_name(make_app, emulator, m
     assert "models</li>" not in row  # the old key's models are not this key's
     stored = row_of(app, "openai")
     assert stored.is_valid is None and stored.models == []
-    assert api_status(client)["is_valid"] is None
+    assert api_status(client, "openai")["is_valid"] is None
 
 
 @pytest.mark.parametrize("mode", UNJUDGED)
@@ -148,7 +144,7 @@ def test_an_outage_does_not_make_a_rejected_key_usable_again(make_app, emulator,
     validate(client, "openai")
     stored = row_of(app, "openai")
     assert stored.status == status and stored.is_valid is False
-    assert api_status(client)["is_valid"] is False
+    assert api_status(client, "openai")["is_valid"] is False
     with pytest.raises(NoKeyAvailable) as refused:
         resolve(app)
     assert refused.value.reason == "key_invalid"
