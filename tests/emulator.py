@@ -127,6 +127,9 @@ class Emulator:
     _behaviour: dict[str, _Behaviour] = field(default_factory=dict)
     _received: list[Received] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _in_flight: int = 0
+    #: the most requests it was answering at once since the last reset
+    most_at_once: int = 0
 
     def __post_init__(self) -> None:
         self.server = _Server(("127.0.0.1", 0), _Handler)
@@ -148,6 +151,7 @@ class Emulator:
             self._keys.clear()
             self._behaviour.clear()
             self._received.clear()
+            self.most_at_once = 0
 
     # -- addresses ---------------------------------------------------------
 
@@ -220,9 +224,15 @@ class Emulator:
         with self._lock:
             behaviour = self._behaviour.get(provider, _Behaviour())
             behaviour = _Behaviour(**vars(behaviour))
-        if behaviour.delay:
-            time.sleep(behaviour.delay)
-        reply = self._answer(provider, spec, behaviour, req)
+            self._in_flight += 1
+            self.most_at_once = max(self.most_at_once, self._in_flight)
+        try:
+            if behaviour.delay:
+                time.sleep(behaviour.delay)
+            reply = self._answer(provider, spec, behaviour, req)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         if reply is not None and spec.request_id:
             reply.headers.setdefault(spec.request_id, "req_" + uuid.uuid4().hex[:24])
         return reply
