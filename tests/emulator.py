@@ -12,11 +12,14 @@ its state (``valid``, ``quota_exhausted``, ``forbidden``, ``revoked``,
 ``read_only``), an unknown one with that provider's invalid-key answer, no
 key with its missing-key answer. Per provider it can be made slow, down,
 throttled, out of quota, rude (closing the connection), redirecting,
-HTML-speaking or key-echoing. It records every request it receives.
+HTML-speaking, blocking (a region, edge or network block), key-echoing, or a
+trickler that sends its status line and headers one byte at a time and never
+finishes them. It records every request it receives.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -87,7 +90,12 @@ MODES = (
     "garbage",
     "echo",  # a careless gateway: the key, unmasked, in its error message
     "echo_models",  # ...or in the "model ids" of a successful answer
+    "trickle",  # the status line and headers one byte per ``interval`` seconds, never ending
+    "blocked",  # refused before the key is looked at (region, edge or network block)
 )
+#: a trickling answer gives up after this long, so a client that never does cannot keep
+#: the emulator's thread forever
+TRICKLE_LIMIT = 20.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,7 @@ class _Behaviour:
     delay: float = 0.0
     location: str = ""
     retry_after: int = 7
+    interval: float = 0.05
 
 
 @dataclass
@@ -118,6 +127,9 @@ class Emulator:
     _behaviour: dict[str, _Behaviour] = field(default_factory=dict)
     _received: list[Received] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _in_flight: int = 0
+    #: the most requests it was answering at once since the last reset
+    most_at_once: int = 0
 
     def __post_init__(self) -> None:
         self.server = _Server(("127.0.0.1", 0), _Handler)
@@ -139,6 +151,7 @@ class Emulator:
             self._keys.clear()
             self._behaviour.clear()
             self._received.clear()
+            self.most_at_once = 0
 
     # -- addresses ---------------------------------------------------------
 
@@ -180,6 +193,8 @@ class Emulator:
         assert mode is None or mode in MODES, mode
         if mode == "out_of_quota" and "quota" not in ANSWERS[provider]:
             raise ValueError(f"{provider} has no documented out-of-credit answer")
+        if mode == "blocked" and "blocked" not in ANSWERS[provider]:
+            raise ValueError(f"{provider} has no documented block answer")
         with self._lock:
             behaviour = self._behaviour.setdefault(provider, _Behaviour())
             behaviour.mode = mode
@@ -209,9 +224,15 @@ class Emulator:
         with self._lock:
             behaviour = self._behaviour.get(provider, _Behaviour())
             behaviour = _Behaviour(**vars(behaviour))
-        if behaviour.delay:
-            time.sleep(behaviour.delay)
-        reply = self._answer(provider, spec, behaviour, req)
+            self._in_flight += 1
+            self.most_at_once = max(self.most_at_once, self._in_flight)
+        try:
+            if behaviour.delay:
+                time.sleep(behaviour.delay)
+            reply = self._answer(provider, spec, behaviour, req)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         if reply is not None and spec.request_id:
             reply.headers.setdefault(spec.request_id, "req_" + uuid.uuid4().hex[:24])
         return reply
@@ -223,12 +244,16 @@ class Emulator:
         mode = behaviour.mode
         if mode == "close":
             return None
+        if mode == "trickle":
+            return Reply(200, "", raw=True, trickle=behaviour.interval)
         if mode == "redirect":
             return Reply(302, "", headers={"Location": behaviour.location}, raw=True)
         if mode == "down":
             return answers.get("down", ANSWERS["openai"]["down"])("")
         if mode == "html":
             return Reply(403, _BLOCK_PAGE, headers={"Content-Type": "text/html"}, raw=True)
+        if mode == "blocked":
+            return answers["blocked"]("")
         if mode == "garbage":
             return Reply(
                 200,
@@ -357,6 +382,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply is None:
             self.close_connection = True
             return
+        if reply.trickle:
+            self._trickle(reply.trickle)
+            return
         payload = reply.payload()
         self.send_response(reply.status)
         for name, value in reply.headers.items():
@@ -366,5 +394,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _trickle(self, interval: float) -> None:
+        """A status line and headers that never end, one byte at a time."""
+        self.close_connection = True
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: "
+        stop = time.monotonic() + TRICKLE_LIMIT
+        try:
+            for byte in itertools.chain(head, itertools.repeat(ord("a"))):
+                if time.monotonic() > stop:
+                    return
+                self.wfile.write(bytes([byte]))
+                time.sleep(interval)
+        except OSError:
+            pass  # the client gave up, as it should
 
     do_GET = do_POST = do_PUT = do_DELETE = _handle

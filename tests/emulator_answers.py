@@ -4,6 +4,8 @@
 (the check path for a working key), ``invalid``, ``missing`` (no key sent),
 ``throttled``, ``down``, ``quota`` (the provider's out-of-credit answer, as its
 inference path gives it), ``inferred`` (a successful one-token inference),
+``blocked`` (a refusal that comes before the key is looked at: a region, edge
+or network block),
 and key states with an answer of their own (``quota_exhausted`` on the check
 path, ``forbidden``, ``revoked``, ``read_only``). Masked keys in messages are
 masked the way each provider masks them. Bodies marked [INF] in providers.md
@@ -25,6 +27,7 @@ class Reply:
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
     raw: bool = False  # body is text to send as it is
+    trickle: float = 0.0  # > 0: send a head that never ends, one byte every this many seconds
 
     def payload(self) -> bytes:
         return self.body.encode() if self.raw else json.dumps(self.body).encode()
@@ -121,6 +124,17 @@ def _openai_like(models: tuple[str, ...]) -> dict[str, Answer]:
                 None,
             ),
         ),
+        "blocked": _fixed(
+            403,
+            {
+                "error": {
+                    "code": "unsupported_country_region_territory",
+                    "message": "Country, region, or territory not supported",
+                    "param": None,
+                    "type": "request_forbidden",
+                }
+            },
+        ),
         "revoked": _fixed(
             401,
             _openai_error(
@@ -196,6 +210,8 @@ ANTHROPIC = {
         },
     ),
     "forbidden": _anthropic_error(403, "permission_error", "Permission denied"),
+    # The edge's block has a shape of its own: no outer type, no request id.
+    "blocked": _fixed(403, {"error": {"type": "forbidden", "message": "Request not allowed"}}),
     "revoked": _anthropic_error(
         400, "invalid_request_error", "This organization has been disabled."
     ),
@@ -309,6 +325,16 @@ GEMINI = {
             _reason("SERVICE_DISABLED"),
         ),
     ),
+    "blocked": _fixed(
+        400,
+        {
+            "error": {
+                "code": 400,
+                "message": "User location is not supported for the API use.",
+                "status": "FAILED_PRECONDITION",
+            }
+        },
+    ),
     "revoked": _fixed(
         403,
         _google_error(
@@ -363,7 +389,7 @@ AZURE = {
         "seconds.",
     ),
     "down": _azure(503, "ServiceUnavailable", "The service is temporarily unavailable."),
-    "forbidden": _azure(403, "403", "Access denied due to Virtual Network/Firewall rules."),
+    "blocked": _azure(403, "403", "Access denied due to Virtual Network/Firewall rules."),
 }
 
 MISTRAL = {

@@ -29,6 +29,10 @@ STATUS_FIELDS = {
     "updated_at",
     "expires_at",
     "expiring_soon",
+    "http_status",
+    "elapsed_ms",
+    "quota_checked",
+    "facts",
 }
 
 # method, path, a body that is right for it (None: it takes none)

@@ -30,7 +30,6 @@ def check(app, emulator, provider: str, key: str, *, deep: bool = False):
         ("anthropic", "revoked", "invalid", "organization has been disabled"),
         ("gemini", "forbidden", "forbidden", "may not use the Gemini API"),
         ("gemini", "revoked", "invalid", "suspended"),
-        ("azure_openai", "forbidden", "forbidden", "Virtual Network/Firewall"),
         ("groq", "revoked", "invalid", "restricted the organisation"),
         ("xai", "revoked", "invalid", "xAI has blocked this key"),
         ("cohere", "revoked", "invalid", "has expired"),

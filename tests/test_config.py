@@ -95,12 +95,25 @@ def test_database_url_is_normalised(url, expected):
     assert normalise_database_url(url) == expected
 
 
-def test_provider_base_urls_from_environment(clean_env, monkeypatch):
+def test_provider_base_urls_from_environment(clean_env, monkeypatch, caplog):
+    caplog.set_level(logging.WARNING)
     monkeypatch.setenv("PROVIDER_OPENAI_BASE_URL", "http://127.0.0.1:8900/openai/v1")
-    monkeypatch.setenv("PROVIDER_AZURE_OPENAI_BASE_URL", "http://127.0.0.1:8900/azure")
+    monkeypatch.setenv("PROVIDER_GROQ_BASE_URL", "")
     app = create_app()
-    assert app.config["PROVIDER_BASE_URLS"]["openai"] == "http://127.0.0.1:8900/openai/v1"
-    assert app.config["PROVIDER_BASE_URLS"]["azure_openai"] == "http://127.0.0.1:8900/azure"
+    assert app.config["PROVIDER_BASE_URLS"] == {"openai": "http://127.0.0.1:8900/openai/v1"}
+    assert "BASE_URL is ignored" not in caplog.text
+
+
+@pytest.mark.parametrize("provider", ["azure_openai", "custom"])
+def test_a_base_url_for_a_user_given_endpoint_is_not_read(clean_env, monkeypatch, caplog, provider):
+    # These providers are checked at the endpoint each user gives: the variable would do
+    # nothing, so the operator is told instead of left to believe it routes anything.
+    caplog.set_level(logging.WARNING)
+    variable = f"PROVIDER_{provider.upper()}_BASE_URL"
+    monkeypatch.setenv(variable, "http://127.0.0.1:8900/gateway")
+    app = create_app()
+    assert provider not in app.config["PROVIDER_BASE_URLS"]
+    assert f"{variable} is ignored" in caplog.text and "endpoint each user gives" in caplog.text
 
 
 @pytest.mark.parametrize("env", ["prod", "staging", "dev"])

@@ -77,7 +77,7 @@ LONG = "sk-" + "a" * 600
         ("openai", {"api_key": "sk-proj-\x00" + "x" * 40}, "api_key", "cannot be part"),
         ("openai", {"api_key": "sk-proj-é" + "x" * 40}, "api_key", "cannot be part"),
         ("openai", {"api_key": "pk-" + "x" * 48}, "api_key", "does not look like a OpenAI key"),
-        ("anthropic", {"api_key": "sk-ant-admin01-" + "x" * 93}, "api_key", "does not look like"),
+        ("anthropic", {"api_key": "sk-ant-admin01-" + "x" * 93}, "api_key", "Admin API key"),
         ("groq", {"api_key": "gsk_tooshort"}, "api_key", "Starts with gsk_, 56 characters"),
         ("gemini", {"api_key": "AIza123"}, "api_key", "does not look like a Google Gemini"),
         (

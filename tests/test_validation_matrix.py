@@ -6,6 +6,7 @@ import pytest
 
 from tests.emulator import SPECS, USER_ENDPOINT
 from tests.emulator_answers import openai_mask
+from tests.fakekeys import near_misses
 from tests.validation_helpers import (
     ALL,
     app_for,
@@ -90,10 +91,12 @@ def test_invalid_key(make_app, emulator, provider):
 def test_malformed_key_is_refused_before_any_request(make_app, emulator, provider):
     app = app_for(make_app, provider)
     client = signed_in(app)
-    data = {"api_key": "bad", **emulator.endpoint_config(provider)}
-    response = client.post(f"/keys/{provider}", data=data)
-    assert response.status_code == 400
-    assert 'id="api_key-error"' in page(response)
+    for key in near_misses(provider):  # almost right: one character off, a wrong prefix...
+        data = {"api_key": key, **emulator.endpoint_config(provider)}
+        response = client.post(f"/keys/{provider}", data=data)
+        assert response.status_code == 400, key
+        assert 'id="api_key-error"' in page(response)
+        assert key not in page(response)
     assert emulator.received() == []
     assert row_of(app, provider) is None
 

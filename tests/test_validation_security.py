@@ -26,6 +26,7 @@ from tests.validation_helpers import (
 )
 from webapp.extensions import db
 from webapp.providers.client import NoAnswer, Outgoing, ProviderHTTP
+from webapp.providers.endpoints import is_public_address
 
 #: header -> how the value carries the key, per the providers' documentation
 DOCUMENTED = {
@@ -74,17 +75,24 @@ def test_a_deep_check_sends_the_key_the_same_way(make_app, emulator, provider):
     app = app_for(make_app, provider)
     client = signed_in(app)
     key = store_key(app, emulator, provider, emulator.valid_key(provider))
-    response = validate(client, provider, deep=True)
-    if provider in ("azure_openai", "custom"):  # no deep check: the plain one runs
-        assert len(emulator.received()) == 1
-        return
-    assert "Quota not checked" not in dashboard_row(page(response), provider)
-    listing, inference = emulator.received()
+    row = dashboard_row(page(validate(client, provider, deep=True)), provider)
     header, form = DOCUMENTED.get(provider, ("authorization", "Bearer {key}"))
-    assert inference.method == "POST" and inference.headers[header] == form.format(key=key)
-    assert key not in inference.raw_target and key.encode() not in inference.body
-    body = json.loads(inference.body)  # one token, no more
-    assert body.get("max_tokens", body.get("generationConfig", {}).get("maxOutputTokens")) == 1
+    requests = emulator.received()
+    for request in requests:
+        assert request.provider == provider
+        assert request.headers[header] == form.format(key=key)
+        assert [name for name, value in request.headers.items() if key in value] == [header]
+        assert key not in request.raw_target and key.encode() not in request.body
+    if provider in ("azure_openai", "custom"):
+        # No deep check is offered (no cheap inference to ask for): the plain check runs once.
+        assert [(r.method, r.body) for r in requests] == [("GET", b"")]
+        assert "Quota not checked" in row and "Deep check" not in row
+    else:
+        assert "Quota not checked" not in row
+        listing, inference = requests
+        assert (listing.method, inference.method) == ("GET", "POST")
+        body = json.loads(inference.body)  # one token, no more
+        assert body.get("max_tokens", body.get("generationConfig", {}).get("maxOutputTokens")) == 1
 
 
 @pytest.mark.parametrize("provider", ALL)
@@ -128,6 +136,11 @@ def test_a_redirect_on_save_does_not_carry_the_key_either(make_app, emulator, el
         ("custom", "base_url", "https://[::ffff:127.0.0.1]/v1", "private network"),
         ("custom", "base_url", "https://[2002:7f00:1::]/v1", "private network"),  # 6to4
         ("custom", "base_url", "https://[64:ff9b::a00:1]/v1", "private network"),  # NAT64
+        ("custom", "base_url", "https://[::7f00:1]/v1", "private network"),  # IPv4-compatible
+        ("custom", "base_url", "https://[::808:808]/v1", "private network"),  # ...even public
+        ("custom", "base_url", "https://[::ffff:0:7f00:1]/v1", "private network"),  # SIIT
+        ("custom", "base_url", "https://[64:ff9b:1::a00:1]/v1", "private network"),  # local NAT64
+        ("azure_openai", "endpoint", "https://[64:ff9b:1:808:808::]", "private network"),
         ("custom", "base_url", "https://[fd00::1]/v1", "private network"),
         ("custom", "base_url", "https://192.168.1.20/v1", "private network"),
         ("azure_openai", "endpoint", "https://10.1.2.3", "private network"),
@@ -146,6 +159,26 @@ def test_user_endpoints_must_be_public_https_by_default(
     assert message in page(response) and f'id="{field}-error"' in page(response)
     assert emulator.received() == []
     assert row_of(app, provider) is None
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("::7f00:1", False),  # IPv4-compatible loopback
+        ("::a9fe:a9fe", False),  # IPv4-compatible link-local (cloud metadata)
+        ("::808:808", False),  # IPv4-compatible is deprecated: no public service uses it
+        ("::ffff:0:7f00:1", False),  # SIIT
+        ("::ffff:0:808:808", False),
+        ("64:ff9b:1::7f00:1", False),  # local-use NAT64: its translator is on a private network
+        ("64:ff9b:1:808:808::", False),
+        ("::ffff:808:808", True),  # IPv4-mapped and well-known NAT64 of a public address
+        ("64:ff9b::808:808", True),
+        ("2606:4700:4700::1111", True),
+    ],
+)
+def test_ipv6_forms_that_carry_an_ipv4_address(address, public):
+    # The same judgement guards the URL a user enters and every address Keyhold connects to.
+    assert is_public_address(address) is public
 
 
 def test_a_stored_loopback_endpoint_is_refused_once_the_operator_disallows_it(make_app, emulator):

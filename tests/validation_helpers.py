@@ -74,6 +74,12 @@ def row_of(app: Flask, provider: str, email: str = EMAIL) -> UserAPIKey | None:
         return row
 
 
+def api_status(client: BrowserClient, provider: str) -> dict:
+    """The API's status object for ``provider``."""
+    statuses = client.get("/api/api-keys/status").get_json()["providers"]
+    return next(s for s in statuses if s["provider"] == provider)
+
+
 def dashboard_row(html: str, provider: str) -> str:
     """The dashboard's table row for ``provider``."""
     match = re.search(rf'<tr id="provider-{provider}".*?</tr>', html, re.S)

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 import click
 from flask import Flask
 
+from webapp.providers.catalog import all_providers
+
 log = logging.getLogger(__name__)
 
 ENVIRONMENTS = ("development", "production", "testing")
@@ -150,16 +152,36 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "VALIDATION_MAX_WORKERS": _env_int("VALIDATION_MAX_WORKERS", 8),
         "ALLOW_HTTP_ENDPOINTS": _env_bool("ALLOW_HTTP_ENDPOINTS", False),
         "ALLOW_PRIVATE_ENDPOINTS": _env_bool("ALLOW_PRIVATE_ENDPOINTS", False),
-        "PROVIDER_BASE_URLS": {
-            name[len("PROVIDER_") : -len("_BASE_URL")].lower(): value
-            for name, value in os.environ.items()
-            if name.startswith("PROVIDER_") and name.endswith("_BASE_URL") and value
-        },
+        "PROVIDER_BASE_URLS": _provider_base_urls(),
         "KEYS_PAGE_SIZE": 50,
         # Where the one-time setup token is written (mode 0600) until setup is finished.
         "SETUP_TOKEN_FILE": os.environ.get("SETUP_TOKEN_FILE")
         or str(Path(instance_path) / "setup-token"),
     }
+
+
+def _provider_base_urls() -> dict[str, str]:
+    """``PROVIDER_<ID>_BASE_URL`` for each provider with a fixed base URL.
+
+    Azure OpenAI and the custom provider are reached at the endpoint each user
+    gives, so a variable for them would change nothing: it is not read, and a
+    warning says so rather than let an operator believe it routes anything.
+    """
+    urls = {}
+    for provider in all_providers():
+        name = f"PROVIDER_{provider.id.upper()}_BASE_URL"
+        value = os.environ.get(name, "").strip()
+        if not value:
+            continue
+        if provider.base_url is None:
+            log.warning(
+                "%s is ignored: %s keys are checked at the endpoint each user gives.",
+                name,
+                provider.name,
+            )
+            continue
+        urls[provider.id] = value
+    return urls
 
 
 def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:

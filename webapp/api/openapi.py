@@ -153,6 +153,63 @@ _STORED_KEY = {
     "last_error": {"type": ["string", "null"]},
     "models": {"type": "array", "items": {"type": "string"}},
     "updated_at": _timestamp("When the key was last stored (UTC)"),
+    "http_status": {
+        "type": ["integer", "null"],
+        "description": "The HTTP status of the provider's answer to the last check; "
+        "null: never checked, or no answer (see `status`)",
+    },
+    "elapsed_ms": {
+        "type": ["integer", "null"],
+        "minimum": 0,
+        "description": "How long the last check took, in milliseconds; null: never checked",
+    },
+    "quota_checked": {
+        "type": ["boolean", "null"],
+        "description": "Whether the last check could see the key's credit; null: never checked",
+    },
+    "facts": {"$ref": "#/components/schemas/CheckFacts"},
+}
+
+
+def _word(description: str) -> dict[str, Any]:
+    return {"type": "string", "pattern": "^[A-Za-z_]{1,24}$", "description": description}
+
+
+_CHECK_FACTS = {
+    "limit": nullable({"type": "number", "description": "OpenRouter: credit limit in USD"}),
+    "limit_remaining": nullable(
+        {"type": "number", "description": "OpenRouter: credit left under the limit, in USD"}
+    ),
+    "limit_reset": nullable(_word("OpenRouter: when the limit resets, e.g. `monthly`")),
+    "usage": {"type": "number", "description": "OpenRouter: credit used, in USD"},
+    "usage_monthly": {"type": "number", "description": "OpenRouter: credit used this month"},
+    "is_free_tier": {"type": "boolean", "description": "OpenRouter: a free-tier account"},
+    "is_available": {"type": "boolean", "description": "DeepSeek: the balance can pay"},
+    "balances": {
+        "type": "array",
+        "description": "DeepSeek: the account's balances",
+        "items": {
+            "type": "object",
+            "properties": {
+                "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                **{
+                    name: {"type": "string", "pattern": r"^-?[0-9]{1,15}(\.[0-9]{1,10})?$"}
+                    for name in ("total_balance", "granted_balance", "topped_up_balance")
+                },
+            },
+            "required": ["currency"],
+            "additionalProperties": False,
+        },
+    },
+    "api_key_blocked": {"type": "boolean", "description": "xAI: the key is blocked"},
+    "api_key_disabled": {"type": "boolean", "description": "xAI: the key is disabled"},
+    "team_blocked": {"type": "boolean", "description": "xAI: the key's team is blocked"},
+    "role": _word("Hugging Face: the token's role (`read`, `write`, `fineGrained`)"),
+    "retry_after": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "Seconds the provider asked to wait after throttling the check",
+    },
 }
 
 
@@ -192,6 +249,12 @@ SCHEMAS: dict[str, Any] = {
                 "additionalProperties": False,
             }
         }
+    ),
+    "CheckFacts": _object(
+        _CHECK_FACTS,
+        "What the last check learnt beyond its verdict, where the provider says it; only "
+        "numbers, flags and short words, never anything that could carry the key.",
+        optional=True,
     ),
     "KeyStatus": _object(
         {

@@ -27,6 +27,7 @@ from webapp.keys.service import (
     check_new_key,
     clean_input,
     decrypt_global,
+    put_key,
     record_check,
     require_provider,
     status_of,
@@ -116,10 +117,9 @@ def _store(
         if created:
             row = GlobalAPIKey(provider=provider_id, fallback_enabled=True)
             db.session.add(row)
-        row.seal(sealed, mask_key(api_key, provider.key_prefix))
-        row.config = dict(config)
+        hint = mask_key(api_key, provider.key_prefix)
+        put_key(row, KeyScope.for_global(provider_id), api_key, sealed, hint, config, check)
         row.updated_by_id = actor_id
-        apply_check(row, check)
         action = "global_key.set" if created else "global_key.replace"
         try:
             db.session.flush()

@@ -7,6 +7,7 @@ together with its audit row.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import unicodedata
@@ -19,7 +20,14 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.audit.service import RequestInfo, record, record_failure
 from webapp.auth.models import User
-from webapp.crypto import KeyScope, current_keyring, fingerprint, mask_key
+from webapp.crypto import (
+    KeyDecryptionError,
+    KeyScope,
+    SealedKey,
+    current_keyring,
+    fingerprint,
+    mask_key,
+)
 from webapp.db_types import utcnow
 from webapp.extensions import db
 from webapp.keys.models import STATUS_UNCHECKED, GlobalAPIKey, UserAPIKey
@@ -120,6 +128,15 @@ def key_problem(provider: Provider, api_key: str) -> str | None:
     if _has_invisible(api_key) or not api_key.isascii():
         return "The key contains characters that cannot be part of an API key."
     if not provider.key_matches_format(api_key):
+        if wrong := provider.wrong_kind(api_key):
+            return wrong
+        for other in all_providers():
+            # Only a prefix tells providers apart; a bare run of letters could be anybody's.
+            if other is not provider and other.key_prefix and other.key_matches_format(api_key):
+                return (
+                    f"This looks like a key for {other.name}, not for {provider.name}. "
+                    f"Expected: {provider.key_format}."
+                )
         return f"This does not look like a {provider.name} key. Expected: {provider.key_format}."
     return None
 
@@ -218,10 +235,8 @@ def store_key(
         if created:
             row = UserAPIKey(user_id=user.id, provider=provider_id)
             db.session.add(row)
-        row.seal(sealed, hint)
-        row.config = dict(config)
+        put_key(row, KeyScope.for_user(user.id, provider_id), api_key, sealed, hint, config, check)
         row.expires_at = expires_at
-        _apply_check(row, check)
         action = "key.set" if created else "key.replace"
         try:
             db.session.flush()
@@ -264,6 +279,42 @@ def store_key(
     raise AssertionError("unreachable")
 
 
+def _holds(row: Any, scope: KeyScope, api_key: str, config: dict[str, str]) -> bool:
+    """Whether ``row`` already holds ``api_key`` with ``config`` (compared by its hash, never
+    decrypted)."""
+    if not row.key_hash or not row.key_version or dict(row.config or {}) != config:
+        return False
+    try:
+        expected = current_keyring().key_hash(scope, api_key, row.key_version, config)
+    except KeyDecryptionError:  # sealed under a retired secret: cannot tell, so not the same
+        return False
+    return hmac.compare_digest(expected, row.key_hash)
+
+
+def put_key(
+    row: Any,
+    scope: KeyScope,
+    api_key: str,
+    sealed: SealedKey,
+    hint: str,
+    config: dict[str, str],
+    check: CheckResult | None,
+) -> None:
+    """Seal ``api_key`` into ``row`` (a user's or a global key) and record its check.
+
+    What earlier checks learnt (validity, models, details) belongs to the key
+    they checked: it survives only when ``row`` already held this very key with
+    these settings. Otherwise a check that cannot judge the new key (throttled,
+    unreachable) would leave it wearing the old key's verdict.
+    """
+    same = _holds(row, scope, api_key, config)
+    row.seal(sealed, hint)
+    row.config = dict(config)
+    if not same:
+        _apply_check(row, None)
+    _apply_check(row, check)
+
+
 def _apply_check(row: Any, check: CheckResult | None) -> None:
     if check is None:
         row.status = STATUS_UNCHECKED
@@ -274,7 +325,7 @@ def _apply_check(row: Any, check: CheckResult | None) -> None:
         row.details = {}
         return
     row.status = check.status
-    if not check.keep_validity:  # a throttled check says nothing new about the key
+    if not check.keep_validity:  # a check that could not judge the key says nothing new
         row.is_valid = check.is_valid
     row.last_validated = check.checked_at
     row.last_error = check.describe()[:500] or None

@@ -74,6 +74,8 @@ class Signature:
     value at ``path`` (the provider's message, if empty) equals one of
     ``equals``, contains one of ``contains`` (case-insensitive), or is a
     number no greater than ``at_most``. ``note`` is said to the user.
+    ``about_key`` False: the provider answered before looking at the key (a
+    region, edge or network block), so the answer says nothing of it.
     """
 
     outcome: str
@@ -83,6 +85,7 @@ class Signature:
     contains: tuple[str, ...] = ()
     at_most: float | None = None
     note: str = ""
+    about_key: bool = True
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,14 @@ class DeepCheck:
     cost: str
     expect: str
     method: str = "POST"
+
+
+@dataclass(frozen=True)
+class WrongKind:
+    """Something that looks like the provider's key but cannot be used as one."""
+
+    pattern: str  # matched against the whole key
+    message: str  # why, and what to use instead
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,8 @@ class Provider:
     #: what to keep from a successful answer: detail name -> path
     details: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     deep_check: DeepCheck | None = None
+    #: keys of this provider that are not inference keys, told apart before any request
+    wrong_kinds: tuple[WrongKind, ...] = ()
 
     @property
     def key_regex(self) -> re.Pattern[str]:
@@ -128,6 +141,13 @@ class Provider:
 
     def key_matches_format(self, key: str) -> bool:
         return self.key_regex.fullmatch(key) is not None
+
+    def wrong_kind(self, key: str) -> str | None:
+        """Why ``key`` is the wrong kind of key for this provider, if it is one."""
+        for kind in self.wrong_kinds:
+            if _compiled(kind.pattern).fullmatch(key):
+                return kind.message
+        return None
 
 
 _cache: dict[str, re.Pattern[str]] = {}
@@ -163,6 +183,14 @@ CUSTOM_BASE_URL = ExtraField(
     help="The OpenAI-compatible API root, e.g. https://llm.example.com/v1",
     kind="url",
 )
+
+NOT_ABOUT_THE_KEY = "This says nothing about whether the key works."
+
+
+def _before_auth(note: str, **match: Any) -> Signature:
+    """A refusal that comes before the provider looks at the key."""
+    return Signature(FORBIDDEN, note=f"{note} {NOT_ABOUT_THE_KEY}", about_key=False, **match)
+
 
 MISSING_KEY = (
     "The provider says no key reached it, so it said nothing about the key; "
@@ -200,16 +228,22 @@ OPENAI_SIGNATURES = (
     ),
     # A restricted key lacking a scope gets 403 here but 401 on inference: not a bad key.
     Signature(FORBIDDEN, contains=("insufficient permissions", "missing scopes")),
-    Signature(
-        FORBIDDEN,
+    _before_auth(
+        "The provider does not serve the country this server is in.",
         path="error.code",
         equals=("unsupported_country_region_territory",),
-        note="The provider does not serve the country this server is in.",
     ),
     _missing_key("didn't provide an api key"),
 )
 
 ANTHROPIC_SIGNATURES = (
+    # The edge's block ({"error": {"type": "forbidden"}}), unlike a permission_error.
+    _before_auth(
+        "Anthropic's network edge refused the request (often a region block).",
+        statuses=(403,),
+        path="error.type",
+        equals=("forbidden",),
+    ),
     Signature(QUOTA_EXCEEDED, statuses=(400,), contains=("credit balance is too low",)),
     Signature(QUOTA_EXCEEDED, path="error.type", equals=("billing_error",)),
     Signature(
@@ -236,11 +270,10 @@ GEMINI_SIGNATURES = (
         note="The key works but may not use the Gemini API (API not enabled or key restricted).",
     ),
     _missing_key("unregistered callers", statuses=(403,)),
-    Signature(
-        FORBIDDEN,
+    _before_auth(
+        "Gemini is not available here without billing (region or free-tier limits).",
         path="error.status",
         equals=("FAILED_PRECONDITION",),
-        note="Gemini is not available here without billing (region or free-tier limits).",
     ),
     Signature(
         QUOTA_EXCEEDED,
@@ -252,6 +285,11 @@ GEMINI_SIGNATURES = (
 )
 
 AZURE_SIGNATURES = (
+    _before_auth(
+        "The resource's network rules do not let this server in.",
+        statuses=(403,),
+        contains=("virtual network",),
+    ),
     Signature(
         PROVIDER_ERROR,
         statuses=(404,),
@@ -268,8 +306,20 @@ _ENTRIES = (
         id="openai",
         name="OpenAI",
         base_url="https://api.openai.com/v1",
-        key_pattern=r"sk-(?:proj-|svcacct-|service-)?[A-Za-z0-9_-]{20,250}",
-        key_format="Starts with sk- (project keys: sk-proj-)",
+        # sk- is shared: Anthropic (sk-ant-), OpenRouter (sk-or-) and DeepSeek (sk- and 32
+        # lowercase hex) keys are not OpenAI's, and admin keys (sk-admin-) cannot run models.
+        key_pattern=(
+            r"sk-(?!ant-|or-|admin-|[0-9a-f]{32}\Z)"
+            r"(?:proj-|svcacct-|service-|None-)?[A-Za-z0-9_-]{20,250}"
+        ),
+        key_format="Starts with sk-proj- (older keys: sk-)",
+        wrong_kinds=(
+            WrongKind(
+                r"sk-admin-.*",
+                "This is an OpenAI admin key (sk-admin-): it manages an organisation and "
+                "cannot call models. Use a project key (sk-proj-) instead.",
+            ),
+        ),
         key_prefix="sk-proj-",
         docs_url="https://platform.openai.com/api-keys",
         signatures=OPENAI_SIGNATURES,
@@ -285,6 +335,18 @@ _ENTRIES = (
         base_url="https://api.anthropic.com/v1",
         key_pattern=r"sk-ant-api\d{2}-[A-Za-z0-9_-]{80,120}",
         key_format="Starts with sk-ant-api03-, 108 characters",
+        wrong_kinds=(
+            WrongKind(
+                r"sk-ant-admin.*",
+                "This is an Anthropic Admin API key (sk-ant-admin): it manages an organisation "
+                "and cannot call models. Use an API key (sk-ant-api03-) instead.",
+            ),
+            WrongKind(
+                r"sk-ant-oat.*",
+                "This is a Claude subscription sign-in token (sk-ant-oat), not an API key. "
+                "Create an API key in the Anthropic Console.",
+            ),
+        ),
         key_prefix="sk-ant-api03-",
         docs_url="https://console.anthropic.com/settings/keys",
         check=CheckRequest(
@@ -315,6 +377,13 @@ _ENTRIES = (
         base_url="https://generativelanguage.googleapis.com/v1beta",
         key_pattern=r"AIza[0-9A-Za-z_-]{35}|[AI]Q\.[A-Za-z0-9_.-]{30,120}",
         key_format="Starts with AIza (39 characters) or AQ.",
+        wrong_kinds=(
+            WrongKind(
+                r"ya29\..*",
+                "This is a Google OAuth access token (ya29.), not an API key. Create an API "
+                "key in Google AI Studio.",
+            ),
+        ),
         key_prefix="AIza",
         docs_url="https://aistudio.google.com/app/apikey",
         check=CheckRequest(

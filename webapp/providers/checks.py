@@ -104,7 +104,22 @@ class Checker:
         deep: bool = False,
         known_models: Iterable[str] = (),
     ) -> CheckResult:
-        """The provider's verdict on ``key``; with ``deep``, one tiny inference request too."""
+        """The provider's verdict on ``key``; with ``deep``, one tiny inference request too.
+
+        The check's requests share the one timeout: a deep check is still one check.
+        """
+        with self.http.time_box():
+            return self._check(provider, key, config, deep=deep, known_models=known_models)
+
+    def _check(
+        self,
+        provider: Provider,
+        key: str,
+        config: Mapping[str, str],
+        *,
+        deep: bool,
+        known_models: Iterable[str],
+    ) -> CheckResult:
         try:
             outgoing = self._outgoing(provider, key, config, provider.check, provider.check.path)
         except EndpointError as exc:
@@ -139,7 +154,7 @@ class Checker:
             probe = classify(provider, answer, key=key, expect=deep.expect, read_models=False)
         details = {**listing.details, **probe.details, "deep_check_model": model}
         elapsed = listing.elapsed_ms + probe.elapsed_ms
-        if probe.status in _DECISIVE:
+        if probe.status in _DECISIVE and probe.key_judged:
             details["quota_checked"] = probe.status in (VALID, QUOTA_EXCEEDED)
             return replace(probe, models=listing.models, details=details, elapsed_ms=elapsed)
         # Throttled or failed: the listing's "valid" stands, credit stays unknown.

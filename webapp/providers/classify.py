@@ -55,10 +55,14 @@ class CheckResult:
     elapsed_ms: int = 0
     details: Mapping[str, Any] = field(default_factory=dict)
     checked_at: datetime = field(default_factory=utcnow)
+    #: False: the provider refused before looking at the key (a region or network block)
+    key_judged: bool = True
 
     @property
     def is_valid(self) -> bool | None:
         """Whether the credential itself is genuine; None when the check could not tell."""
+        if not self.key_judged:
+            return None
         if self.status in (VALID, FORBIDDEN, QUOTA_EXCEEDED):
             return True
         if self.status == INVALID:
@@ -67,8 +71,10 @@ class CheckResult:
 
     @property
     def keep_validity(self) -> bool:
-        # A throttled check says nothing new about the key.
-        return self.status == RATE_LIMITED
+        """Whether the key's last known validity stands: a throttled check, an outage, no
+        answer or a refusal before authentication says nothing new about the key, and must
+        not clear a known rejection."""
+        return self.is_valid is None
 
     @property
     def quota_checked(self) -> bool:
@@ -283,7 +289,13 @@ def classify(
                 details[name] = _scrub_value(values[0], key)
     for signature in provider.signatures:
         if _matches(signature, status, data, message):
-            return result(signature.outcome, signature.note, message, models=None)
+            return result(
+                signature.outcome,
+                signature.note,
+                message,
+                models=None,
+                key_judged=signature.about_key,
+            )
     outcome = _by_status(status)
     models = None
     if outcome == VALID and read_models and provider.models_path:

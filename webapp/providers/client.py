@@ -6,7 +6,10 @@ for endpoints users typed in (Azure, custom), whose connections go through a
 resolver that refuses loopback, private and link-local addresses unless the
 operator allows them. The check happens where the socket is opened, on the
 address actually used, so a name that resolves somewhere else by the time
-of the request (DNS rebinding) gains nothing.
+of the request (DNS rebinding) gains nothing. Both connect through
+``webapp.providers.network``, which holds every step of a check (resolving,
+connecting, TLS, each read and write) to one deadline: the total timeout is
+a total, however slowly the other end answers.
 
 Redirects are never followed: the key goes to the host that was configured
 and nowhere else. Proxies and ``.netrc`` from the environment are ignored
@@ -22,7 +25,8 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +35,7 @@ import httpcore
 import httpx
 from flask import Flask
 
-from webapp.providers.endpoints import is_public_address
+from webapp.providers.network import BlockedAddress, DeadlineBackend, current_deadline, deadline
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # Together's full model list is well under this
 USER_AGENT = "Keyhold key check"
@@ -39,56 +43,20 @@ _EXTENSION = "keyhold_provider_http"
 _build_lock = threading.Lock()
 
 
-class BlockedAddress(httpcore.ConnectError):
-    """A user-given host resolved to an address Keyhold may not connect to."""
-
-
-class _GuardedBackend(httpcore.SyncBackend):
-    """Resolves the host itself and connects only to public addresses."""
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.NetworkStream:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"the name {host} could not be resolved") from exc
-        addresses = list(dict.fromkeys(info[4][0].split("%", 1)[0] for info in infos))
-        # One private answer is enough to refuse: the resolver chooses, not us.
-        if not addresses or not all(is_public_address(a) for a in addresses):
-            raise BlockedAddress(
-                f"{host} resolves to a local or private network address; "
-                "Keyhold does not connect there"
-            )
-        last: Exception | None = None
-        for address in addresses:
-            try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
-            except httpcore.ConnectError as exc:  # try the next address, like create_connection
-                last = exc
-        assert last is not None
-        raise last
-
-
 class _Transport(httpx.HTTPTransport):
     def __init__(self, *, ssl_context: ssl.SSLContext, limits: httpx.Limits, guarded: bool):
         super().__init__(verify=ssl_context, trust_env=False, limits=limits)
-        if guarded:
-            # httpx does not take a network backend, so the pool it built is swapped for one
-            # that resolves through the guard (httpx is pinned; tests cover this path).
-            self._pool.close()
-            self._pool = httpcore.ConnectionPool(
-                ssl_context=ssl_context,
-                max_connections=limits.max_connections,
-                max_keepalive_connections=limits.max_keepalive_connections,
-                keepalive_expiry=limits.keepalive_expiry,
-                network_backend=_GuardedBackend(),
-            )
+        # httpx does not take a network backend, so the pool it built is swapped for one
+        # that keeps every step within the check's deadline (httpx is pinned; tests cover
+        # this path) and, for user-given endpoints, connects through the address guard.
+        self._pool.close()
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=DeadlineBackend(guarded=guarded),
+        )
 
 
 @dataclass(frozen=True)
@@ -179,37 +147,50 @@ class ProviderHTTP:
         }
         self._guard_user_endpoints = not allow_private
 
+    @contextmanager
+    def time_box(self) -> Iterator[None]:
+        """Every request made inside shares one deadline: the timeout counts for the whole."""
+        with deadline(time.monotonic() + self.timeout):
+            yield
+
     def send(self, outgoing: Outgoing) -> Answer:
         """Make the request; return the answer or raise NoAnswer. The total time is bounded."""
         client = self._clients[outgoing.user_endpoint and self._guard_user_endpoints]
         host = outgoing.host
         start = time.monotonic()
-        deadline = start + self.timeout
+        outer = current_deadline()  # a check of several requests shares its time
+        ends = start + self.timeout if outer is None else min(start + self.timeout, outer)
 
         def elapsed() -> int:
             return int((time.monotonic() - start) * 1000)
 
+        def timed_out() -> str:
+            # The connect timeout only speaks when the deadline was still some way off.
+            if time.monotonic() < ends - 0.05:
+                return f"Could not connect to {host} within {self._timeouts.connect:g} s."
+            return f"{host} did not answer within {self.timeout:g} s."
+
         try:
-            with client.stream(
-                outgoing.method,
-                outgoing.url,
-                headers=dict(outgoing.headers),
-                params=dict(outgoing.params) or None,  # {} would drop a query in the URL
-                json=outgoing.json,
-            ) as response:
+            with (
+                deadline(ends),
+                client.stream(
+                    outgoing.method,
+                    outgoing.url,
+                    headers=dict(outgoing.headers),
+                    params=dict(outgoing.params) or None,  # {} would drop a query in the URL
+                    json=outgoing.json,
+                ) as response,
+            ):
                 chunks, size = [], 0
                 for chunk in response.iter_bytes():
                     size += len(chunk)
                     if size > MAX_BODY_BYTES:
                         raise NoAnswer("protocol", f"{host} sent an oversized answer.", elapsed())
-                    if time.monotonic() > deadline:
-                        raise httpx.ReadTimeout("total time exceeded")
                     chunks.append(chunk)
                 headers = {k.lower(): v for k, v in response.headers.items()}
                 return Answer(response.status_code, headers, b"".join(chunks), elapsed())
         except httpx.ConnectTimeout:
-            message = f"Could not connect to {host} within {self._timeouts.connect:g} s."
-            raise NoAnswer("timeout", message, elapsed()) from None
+            raise NoAnswer("timeout", timed_out(), elapsed()) from None
         except httpx.TimeoutException:
             message = f"{host} did not answer within {self.timeout:g} s."
             raise NoAnswer("timeout", message, elapsed()) from None

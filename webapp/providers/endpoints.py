@@ -27,12 +27,22 @@ _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loop
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: IPv6 ranges that carry an IPv4 address no public service is reached by, refused whole:
+#: IPv4-compatible (::a.b.c.d, deprecated), SIIT (::ffff:0:a.b.c.d) and local-use NAT64,
+#: whose translator sits inside a private network
+_NEVER_PUBLIC = (
+    ipaddress.ip_network("::/96"),
+    ipaddress.ip_network("::ffff:0:0:0/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+)
 
 
 def is_public_address(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address):
-        # IPv6 forms that carry an IPv4 address are judged by that address.
+        if any(ip in network for network in _NEVER_PUBLIC):
+            return False
+        # Other IPv6 forms that carry an IPv4 address are judged by that address.
         if ip.ipv4_mapped or ip.sixtofour:
             ip = ip.ipv4_mapped or ip.sixtofour
         elif ip in _NAT64:

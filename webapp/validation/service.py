@@ -8,7 +8,9 @@ audit rows happen in the calling thread, in one transaction.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -37,10 +39,14 @@ from webapp.providers.catalog import (
     get_provider,
 )
 from webapp.providers.checks import app_checker
-from webapp.providers.classify import CheckResult
+from webapp.providers.classify import CheckResult, no_answer
+from webapp.providers.client import NoAnswer
 from webapp.templating import status_label
 
 log = logging.getLogger(__name__)
+
+#: how long validate-all waits beyond its checks' own deadlines before giving up on one
+_GRACE = 2.0
 
 
 def validate_key(
@@ -85,7 +91,9 @@ def validate_all(user: User, *, info: RequestInfo | None = None) -> dict[str, Ch
         return {}
     checker = app_checker()
     workers = max(1, min(len(jobs), int(current_app.config["VALIDATION_MAX_WORKERS"])))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="keyhold-check") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="keyhold-check")
+    try:
+        start = time.monotonic()
         futures = [
             pool.submit(
                 checker.check,
@@ -96,10 +104,26 @@ def validate_all(user: User, *, info: RequestInfo | None = None) -> dict[str, Ch
             )
             for job in jobs
         ]
-        results = [future.result() for future in futures]
+        # Each check keeps its own deadline; this bound holds even if one does not, so
+        # a stuck check costs its result, not the request (and its worker thread).
+        rounds = -(-len(jobs) // workers)
+        wait_until = start + rounds * checker.http.timeout + _GRACE
+        results = [_outcome(future, wait_until, start) for future in futures]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     pairs = [(job.row, result) for job, result in zip(jobs, results, strict=True)]
     _record(user, pairs, info, trigger="all")
     return {row.provider: result for row, result in pairs}
+
+
+def _outcome(future: Future[CheckResult], wait_until: float, start: float) -> CheckResult:
+    try:
+        return future.result(timeout=max(0.0, wait_until - time.monotonic()))
+    except FutureTimeout:
+        future.cancel()
+        waited = time.monotonic() - start
+        message = f"The check did not finish within {waited:.0f} s and was abandoned."
+        return no_answer(NoAnswer("timeout", message, int(waited * 1000)))
 
 
 def _record(
@@ -157,6 +181,8 @@ def summary(provider: Provider, result: CheckResult) -> tuple[str, str]:
         QUOTA_EXCEEDED: ("warning", f"Your {name} key works but has no credit left."),
         RATE_LIMITED: ("warning", f"{name} throttled the check; try again later."),
     }
+    if not result.key_judged:
+        texts[result.status] = ("warning", f"{name} refused the check before looking at your key.")
     category, text = texts.get(result.status, ("warning", f"Your {name} key could not be checked."))
     return category, f"{text} {said}".strip()
 
