@@ -76,10 +76,10 @@ LONG = "sk-" + "a" * 600
         ("openai", {"api_key": LONG}, "api_key", "longer than any API key"),
         ("openai", {"api_key": "sk-proj-\x00" + "x" * 40}, "api_key", "cannot be part"),
         ("openai", {"api_key": "sk-proj-é" + "x" * 40}, "api_key", "cannot be part"),
-        ("openai", {"api_key": "pk-" + "x" * 48}, "api_key", "does not look like a OpenAI key"),
+        ("openai", {"api_key": "pk-" + "x" * 48}, "api_key", "does not look like a key for OpenAI"),
         ("anthropic", {"api_key": "sk-ant-admin01-" + "x" * 93}, "api_key", "Admin API key"),
         ("groq", {"api_key": "gsk_tooshort"}, "api_key", "Starts with gsk_, 56 characters"),
-        ("gemini", {"api_key": "AIza123"}, "api_key", "does not look like a Google Gemini"),
+        ("gemini", {"api_key": "AIza123"}, "api_key", "does not look like a key for Google Gemini"),
         (
             "azure_openai",
             {"endpoint": "http://contoso.openai.azure.com", "api_version": "2024-10-21"},

@@ -70,6 +70,27 @@ def test_register_log_in_and_keep_three_keys(page, live, emulator, instance):
     expect(page.get_by_text("Your OpenAI key was deleted.")).to_be_visible()
     expect(row(page, "openai")).to_contain_text("No key")
 
+    # The activity page tells the story, newest first, with hints and never a key.
+    page.get_by_role("link", name="Activity").click()
+    expect(page.get_by_role("heading", name="Activity")).to_be_visible()
+    events = page.locator("tr.event")
+    expect(events.first).to_have_attribute("data-action", "key.delete")
+    expect(events.first).to_contain_text(new_openai[-4:])
+    for what in ("Key replaced", "Key checked with its provider", "Key added", "Sign-in"):
+        expect(page.locator("tr.event", has_text=what).first).to_be_visible()
+    expect(events.last).to_have_attribute("data-action", "user.register")
+    refused = page.locator("tr.event", has_text="anthropic").first
+    expect(refused).to_contain_text("invalid")  # the rejected key's check, with its verdict
+    page.get_by_label("Provider").select_option("groq")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"provider=groq"))
+    expect(page.locator("tr.event td[data-label=Provider]")).to_have_text(
+        ["groq"] * page.locator("tr.event").count()
+    )
+    content = page.content()
+    assert all(k not in content for k in (openai_key, new_openai, groq_key))
+    flows.log_out(page)
+
 
 def test_after_logout_the_back_button_shows_no_key_data(page, live, emulator, instance):
     email = flows.unique_email("erin")

@@ -137,7 +137,7 @@ def key_problem(provider: Provider, api_key: str) -> str | None:
                     f"This looks like a key for {other.name}, not for {provider.name}. "
                     f"Expected: {provider.key_format}."
                 )
-        return f"This does not look like a {provider.name} key. Expected: {provider.key_format}."
+        return f"This does not look like a key for {provider.name}. Expected: {provider.key_format}."
     return None
 
 
