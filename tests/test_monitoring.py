@@ -96,3 +96,24 @@ def test_a_wrong_setup_token_is_logged(make_app, written):
     (denied,) = events(lines, "access.denied")
     assert denied["reason"] == "setup_token" and denied["ip"] == "127.0.0.1"
     assert "khs_guess" not in written.raw()
+
+
+def test_a_failed_key_check_is_logged_without_the_key(make_app, emulator, written):
+    app = make_app(LOG_FORMAT="json")
+    client = app.test_client()
+    AuthActions(client).register(ALICE)
+    key = emulator.valid_key("groq")
+    client.post("/keys/groq", data={"api_key": key})
+    emulator.register("groq", key, state="revoked")
+    client.post("/keys/groq/validate")
+    emulator.set_mode("groq", "down")
+    client.post("/keys/validate-all")
+    lines = written()
+    failed = events(lines, "key.validation_failed")
+    assert [(f["provider"], f["reason"], f["trigger"]) for f in failed] == [
+        ("groq", "invalid", "manual"),
+        ("groq", "provider_error", "all"),
+    ]
+    assert all(f["level"] == "warning" and f["ip"] == "127.0.0.1" for f in failed)
+    assert failed[0]["http_status"] == 400 and failed[0]["user_id"] is not None  # restricted
+    assert key not in written.raw() and key[-12:] not in written.raw()

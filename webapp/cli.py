@@ -49,6 +49,47 @@ def rotate_secret_command(batch_size: int) -> None:
     click.echo("Every key is under the current secret; old secrets can now be removed.")
 
 
+@keys_cli.command("revalidate")
+@click.option(
+    "--older-than",
+    "hours",
+    type=click.FloatRange(min=0),
+    metavar="HOURS",
+    help="Only keys not checked within the last HOURS hours (default: every key).",
+)
+@click.option("--provider", help="Only this provider's keys (a provider id).")
+@click.option("--batch-size", default=50, show_default=True, type=click.IntRange(min=1))
+def revalidate_command(hours: float | None, provider: str | None, batch_size: int) -> None:
+    """Check stored keys (users' and global) with their providers again; meant for cron.
+
+    Statuses and audit rows are updated batch by batch. A key its provider now
+    rejects is marked invalid and listed; a provider that is down or slow
+    changes nothing known of a key. Exits 1 if any key could not be decrypted.
+    """
+    from datetime import timedelta
+
+    from webapp.providers.catalog import get_provider
+    from webapp.templating import status_label
+    from webapp.validation.revalidate import revalidate
+
+    if provider is not None and get_provider(provider) is None:
+        raise click.BadParameter(f"unknown provider {provider!r}", param_hint="--provider")
+    older = timedelta(hours=hours) if hours is not None else None
+    report = revalidate(older_than=older, provider=provider, batch_size=batch_size, info=CLI)
+    if not report.checked and not report.unreadable:
+        click.echo("No stored keys to check.")
+        return
+    counts = ", ".join(
+        f"{n} {status_label(s).lower()}" for s, n in sorted(report.by_status.items())
+    )
+    click.echo(f"Checked {report.checked} key(s): {counts or 'none'}.")
+    if report.turned_invalid:
+        click.echo("Now rejected by their provider: " + ", ".join(report.turned_invalid) + ".")
+    if report.unreadable:
+        click.echo("Could not decrypt (not checked): " + ", ".join(report.unreadable), err=True)
+        raise SystemExit(1)
+
+
 @keys_cli.command("purge-user")
 @click.argument("email")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

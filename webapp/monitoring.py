@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import func
@@ -26,6 +26,9 @@ from sqlalchemy import func
 from webapp.audit.models import AuditEvent
 from webapp.db_types import utcnow
 from webapp.extensions import db
+
+if TYPE_CHECKING:
+    from webapp.providers.classify import CheckResult
 
 log = logging.getLogger("webapp.security")
 
@@ -109,5 +112,31 @@ def validation_failed(
         ip=ip,
         reason=status,
         provider=provider,
+        **fields,
+    )
+
+
+def key_checked(
+    user_id: int | None, provider: str, result: CheckResult, *, ip: str | None, **fields: Any
+) -> None:
+    """A key check's outcome: valid at INFO, anything else as ``key.validation_failed``."""
+    if result.status == "valid":
+        log.info(
+            "%s key check for user %s: valid (HTTP %s, %d ms)",
+            provider,
+            user_id,
+            result.http_status,
+            result.elapsed_ms,
+            extra={"event": "key.validate", "user_id": user_id, "provider": provider},
+        )
+        return
+    validation_failed(
+        user_id,
+        ip,
+        provider,
+        result.status,
+        http_status=result.http_status,
+        elapsed_ms=result.elapsed_ms,
+        said=result.describe()[:300] or None,
         **fields,
     )

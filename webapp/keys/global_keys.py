@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from webapp import monitoring
 from webapp.audit.service import RequestInfo, record, record_failure
 from webapp.auth.models import User
 from webapp.crypto import KeyScope, current_keyring, fingerprint, mask_key
@@ -204,4 +205,5 @@ def validate_global_key(
     except Exception:
         record_failure("key.validate", actor_id=actor.id, provider=provider_id, info=info)
         raise
+    monitoring.key_checked(actor.id, provider_id, result, ip=info and info.ip, key="global")
     return result

@@ -18,6 +18,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from webapp import monitoring
 from webapp.audit.service import RequestInfo, record, record_failure
 from webapp.auth.models import User
 from webapp.crypto import (
@@ -137,7 +138,9 @@ def key_problem(provider: Provider, api_key: str) -> str | None:
                     f"This looks like a key for {other.name}, not for {provider.name}. "
                     f"Expected: {provider.key_format}."
                 )
-        return f"This does not look like a key for {provider.name}. Expected: {provider.key_format}."
+        return (
+            f"This does not look like a key for {provider.name}. Expected: {provider.key_format}."
+        )
     return None
 
 
@@ -355,8 +358,13 @@ def record_check(
     trigger: str,
     provider: str | None = None,
     hint: str | None = None,
+    subject_id: int | None = None,
 ) -> None:
-    """The ``key.validate`` audit row for one check: its result, never the key."""
+    """The ``key.validate`` audit row for one check: its result, never the key.
+
+    ``subject_id`` is whose key it is when that is not the actor (an operator's
+    re-check of a user's key lands in the owner's history).
+    """
     details: dict[str, Any] = {
         "status": check.status,
         "http_status": check.http_status,
@@ -368,7 +376,14 @@ def record_check(
         provider = row.provider
     elif hint:
         details["hint"] = hint
-    record("key.validate", actor_id=actor_id, provider=provider, info=info, details=details)
+    record(
+        "key.validate",
+        actor_id=actor_id,
+        subject_id=subject_id,
+        provider=provider,
+        info=info,
+        details=details,
+    )
 
 
 def delete_key(user: User, provider_id: str, *, info: RequestInfo | None = None) -> None:
@@ -600,12 +615,13 @@ def _record_rejection(
     check: CheckResult,
     info: RequestInfo | None,
 ) -> None:
-    log.info(
-        "%s rejected a key for user %s (HTTP %s)",
-        provider.id,
+    monitoring.validation_failed(
         actor_id,
-        check.http_status,
-        extra={"event": "key.validate", "user_id": actor_id, "provider": provider.id},
+        info.ip if info else None,
+        provider.id,
+        check.status,
+        http_status=check.http_status,
+        trigger="save",
     )
     hint = mask_key(key, provider.key_prefix)
     record_check(

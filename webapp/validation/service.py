@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import current_app
 
+from webapp import monitoring
 from webapp.audit.service import RequestInfo, record_failure
 from webapp.auth.models import User
 from webapp.crypto import KeyDecryptionError
@@ -67,28 +70,37 @@ def validate_key(
 
 
 @dataclass(frozen=True)
-class _Job:
-    row: UserAPIKey
+class Job:
+    """One stored key to check: its row (a user's or a global key) and its plaintext."""
+
+    row: Any
     provider: Provider
     key: str = field(repr=False)
 
 
-def validate_all(user: User, *, info: RequestInfo | None = None) -> dict[str, CheckResult]:
-    """Check every stored key of ``user`` in parallel; provider id -> result."""
-    rows = db.session.scalars(
-        db.select(UserAPIKey).filter_by(user_id=user.id).order_by(UserAPIKey.provider)
-    ).all()
-    jobs = []
+def jobs_for(rows: Iterable[Any], decrypt: Callable[[Any], str]) -> tuple[list[Job], list[Any]]:
+    """A job for each row whose provider is known, and the rows that failed to decrypt."""
+    jobs, unreadable = [], []
     for row in rows:
         provider = get_provider(row.provider)
         if provider is None:
             continue
         try:
-            jobs.append(_Job(row, provider, decrypt_row(row)))
-        except KeyDecryptionError as exc:
-            log.error("skipping unreadable %s key of user %s: %s", row.provider, user.id, exc)
+            jobs.append(Job(row, provider, decrypt(row)))
+        except KeyDecryptionError:
+            unreadable.append(row)
+    return jobs, unreadable
+
+
+def check_in_parallel(jobs: list[Job]) -> list[CheckResult]:
+    """Ask the providers about ``jobs`` in a bounded thread pool; results in the same order.
+
+    The threads only send requests and read answers. Each check keeps its own
+    deadline; the wait here is bounded even if one does not, so a stuck check
+    costs its result (a network error), not the caller.
+    """
     if not jobs:
-        return {}
+        return []
     checker = app_checker()
     workers = max(1, min(len(jobs), int(current_app.config["VALIDATION_MAX_WORKERS"])))
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="keyhold-check")
@@ -104,13 +116,24 @@ def validate_all(user: User, *, info: RequestInfo | None = None) -> dict[str, Ch
             )
             for job in jobs
         ]
-        # Each check keeps its own deadline; this bound holds even if one does not, so
-        # a stuck check costs its result, not the request (and its worker thread).
         rounds = -(-len(jobs) // workers)
         wait_until = start + rounds * checker.http.timeout + _GRACE
-        results = [_outcome(future, wait_until, start) for future in futures]
+        return [_outcome(future, wait_until, start) for future in futures]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def validate_all(user: User, *, info: RequestInfo | None = None) -> dict[str, CheckResult]:
+    """Check every stored key of ``user`` in parallel; provider id -> result."""
+    rows = db.session.scalars(
+        db.select(UserAPIKey).filter_by(user_id=user.id).order_by(UserAPIKey.provider)
+    ).all()
+    jobs, unreadable = jobs_for(rows, decrypt_row)
+    for row in unreadable:
+        log.error("skipping the unreadable %s key of user %s", row.provider, user.id)
+    if not jobs:
+        return {}
+    results = check_in_parallel(jobs)
     pairs = [(job.row, result) for job, result in zip(jobs, results, strict=True)]
     _record(user, pairs, info, trigger="all")
     return {row.provider: result for row, result in pairs}
@@ -142,27 +165,9 @@ def _record(
         record_failure("key.validate", actor_id=user.id, info=info, details={"trigger": trigger})
         raise
     for row, result in pairs:
-        _log(user, row.provider, result)
-
-
-def _log(user: User, provider_id: str, result: CheckResult) -> None:
-    level = logging.INFO if result.status == VALID else logging.WARNING
-    log.log(
-        level,
-        "%s key check for user %s: %s (HTTP %s, %d ms)%s",
-        provider_id,
-        user.id,
-        result.status,
-        result.http_status,
-        result.elapsed_ms,
-        f": {result.describe()}" if result.describe() else "",
-        extra={
-            "event": "key.validate",
-            "user_id": user.id,
-            "provider": provider_id,
-            "status": result.status,
-        },
-    )
+        monitoring.key_checked(
+            user.id, row.provider, result, ip=info.ip if info else None, trigger=trigger
+        )
 
 
 def summary(provider: Provider, result: CheckResult) -> tuple[str, str]:
