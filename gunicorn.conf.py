@@ -1,9 +1,10 @@
 """gunicorn settings for Keyhold: ``gunicorn -c gunicorn.conf.py wsgi:app``.
 
-Every value can be overridden from the environment. The defaults follow the
-measurements in docs/benchmarks.md: requests are short and CPU-bound except
-key checks, which wait on a provider for up to VALIDATION_TIMEOUT seconds, so
-threaded workers keep a slow provider from tying up a whole process.
+Every value can be overridden from the environment. Requests are short and
+CPU-bound except key checks, which wait on a provider for up to
+VALIDATION_TIMEOUT seconds, so threaded workers keep a slow provider from tying
+up a whole process. docs/benchmarks.md has the figures under load; ``python -m
+bench --only sweep --no-docs`` compares other worker and thread counts.
 """
 
 import multiprocessing
