@@ -245,7 +245,7 @@ def test_a_key_in_the_wrong_format_is_422_before_any_request(app, alice, emulato
     response = alice.post("/api/api-keys/set", json={"provider": "groq", "api_key": "sk-nope"})
     assert response.status_code == 422
     error = error_of(response)
-    assert error["code"] == "invalid_input" and "Groq key" in error["fields"]["api_key"]
+    assert error["code"] == "invalid_input" and "key for Groq" in error["fields"]["api_key"]
     assert emulator.received() == [] and rows_of(app, USER) == []
 
 
