@@ -29,6 +29,13 @@ def invalid_body(fields: dict[str, str], message: str = "The request body has er
 
 
 def register(bp: Blueprint) -> None:
+    """What every blueprint under /api shares: its own errors as JSON, and no caching."""
+
+    @bp.after_request
+    def not_cached(response):
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     @bp.errorhandler(ApiError)
     def api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.fields)

@@ -43,12 +43,6 @@ def _user() -> User:
     return current_user._get_current_object()  # type: ignore[attr-defined]
 
 
-@bp.after_request
-def not_cached(response):
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def _key_submission(
     reminder: bool = False,
 ) -> tuple[Provider, str, dict[str, str], bool, datetime | None]:

@@ -111,12 +111,6 @@ def admin_audit():
     )
 
 
-@api_bp.after_request
-def not_cached(response):
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def event_payload(event: AuditEvent) -> dict[str, Any]:
     """What the API shows of a row: its content, not its chain hashes."""
     return {

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from webapp.extensions import limiter
 from webapp.keys import expiry, service
 from webapp.keys.forms import ConfirmForm, ExpiryForm, UserKeyForm, key_form_class
 from webapp.providers.catalog import PROVIDERS, Provider, get_provider
-from webapp.ratelimit import user_rate_key
+from webapp.ratelimit import configured, user_rate_key
 from webapp.validation.service import saved_message
 from webapp.web import form_status, no_store, request_info
 
@@ -37,7 +37,7 @@ def dashboard():
 
 
 _key_write_limit = limiter.shared_limit(
-    lambda: current_app.config["RATELIMIT_KEY_WRITE"],
+    configured("RATELIMIT_KEY_WRITE"),
     scope="key-write",
     key_func=user_rate_key,
     methods=["POST"],

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
-
 from webapp.extensions import limiter
+from webapp.ratelimit import configured
 from webapp.web import request_info
 
 
 def token_guesses(**kwargs: Any):
     """Count this view against the client address's RATELIMIT_SETUP, shared by every such view."""
     return limiter.shared_limit(
-        lambda: current_app.config["RATELIMIT_SETUP"],
+        configured("RATELIMIT_SETUP"),
         scope="setup-token",
         key_func=lambda: request_info().ip or "unknown",
         **kwargs,

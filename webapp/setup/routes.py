@@ -10,7 +10,6 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -23,6 +22,7 @@ from webapp.admin.routes import edit_global_key
 from webapp.errors import error_response, wants_json
 from webapp.extensions import limiter
 from webapp.keys import global_keys
+from webapp.ratelimit import configured
 from webapp.setup import service
 from webapp.setup.forms import AdminAccountForm, SetupTokenForm
 from webapp.setup.limits import token_guesses
@@ -95,7 +95,7 @@ def token():
 
 
 @bp.route("/keys/<provider_id>", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["RATELIMIT_KEY_WRITE"], methods=["POST"])
+@limiter.limit(configured("RATELIMIT_KEY_WRITE"), methods=["POST"])
 @no_store
 def key(provider_id: str):
     if not _has_proof():

@@ -27,12 +27,6 @@ bp = Blueprint("tokens_api", __name__, url_prefix="/api")
 register_api_errors(bp)
 
 
-@bp.after_request
-def not_cached(response):
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def _user() -> User:
     return current_user._get_current_object()  # type: ignore[attr-defined]
 

@@ -21,7 +21,7 @@ from webapp.audit.service import RequestInfo
 from webapp.config import ConfigError
 from webapp.errors import error_response
 from webapp.extensions import csrf, limiter
-from webapp.ratelimit import user_rate_key
+from webapp.ratelimit import configured, user_rate_key
 from webapp.tokens import authn, policy, scopes
 from webapp.web import request_info
 
@@ -31,7 +31,7 @@ INVALID_TOKEN = "The access token is missing, malformed, unknown, expired or rev
 
 #: issuing tokens (page and API together): minting is cheap to ask for and worth bounding
 write_limit = limiter.shared_limit(
-    lambda: current_app.config["RATELIMIT_TOKEN_WRITE"],
+    configured("RATELIMIT_TOKEN_WRITE"),
     scope="token-write",
     key_func=user_rate_key,
     methods=["POST"],
