@@ -98,7 +98,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(
             os.environ.get("DATABASE_URL") or f"sqlite:///{sqlite_path}"
         ),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 64 * 1024),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -193,9 +193,18 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     if env not in ENVIRONMENTS:
         # A typo ("prod") must not quietly run production as development.
         raise ConfigError(f"KEYHOLD_ENV is {env!r}; set it to one of: {', '.join(ENVIRONMENTS)}.")
-    app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
+    uri = app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
         app.config["SQLALCHEMY_DATABASE_URI"]
     )
+    # A database server may drop idle connections (restarts, failovers, idle timeouts):
+    # test each one as the pool hands it out. A SQLite file cannot go away like that, so
+    # it is spared the extra round trip on every request.
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    if "pool_pre_ping" not in options:
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            **options,
+            "pool_pre_ping": not uri.startswith("sqlite"),
+        }
     try:
         # instance/ holds development secrets, the SQLite file and the setup token.
         os.makedirs(app.instance_path, mode=0o700, exist_ok=True)

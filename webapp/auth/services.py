@@ -96,6 +96,19 @@ def open_session(user: User) -> None:
     user.login_token = token
 
 
+#: The user of a live login session, looked up on every signed-in request. Built
+#: once: a request only binds values, and SQLAlchemy reuses the compiled SQL.
+_SESSION_USER = (
+    db.select(User)
+    .join(LoginSession, LoginSession.user_id == User.id)
+    .where(
+        User.id == db.bindparam("user_id"),
+        LoginSession.token_hash == db.bindparam("token_hash"),
+        LoginSession.created_at >= db.bindparam("since"),
+    )
+)
+
+
 def load_session_user(cookie_id: str) -> User | None:
     """The user of a live login session named by a login or remember-me cookie, else None."""
     ident, _, token = cookie_id.partition(":")
@@ -103,13 +116,12 @@ def load_session_user(cookie_id: str) -> User | None:
         return None
     # Looked up by the token's hash, so comparing it in SQL reveals nothing by its timing.
     user = db.session.scalar(
-        db.select(User)
-        .join(LoginSession, LoginSession.user_id == User.id)
-        .where(
-            User.id == int(ident),
-            LoginSession.token_hash == LoginSession.hash_token(token),
-            LoginSession.created_at >= utcnow() - session_lifetime(),
-        )
+        _SESSION_USER,
+        {
+            "user_id": int(ident),
+            "token_hash": LoginSession.hash_token(token),
+            "since": utcnow() - session_lifetime(),
+        },
     )
     if user is not None:
         user.login_token = token

@@ -457,12 +457,33 @@ def _source(own: UserAPIKey | None, fallback_usable: bool) -> str:
     return "global" if fallback_usable else "none"
 
 
+#: Providers whose global key users may fall back to now. Built once: a request
+#: only binds values, and SQLAlchemy reuses the compiled SQL.
+_FALLBACK_PROVIDERS = db.select(GlobalAPIKey.provider).where(
+    GlobalAPIKey.fallback_enabled.is_(True),
+    db.or_(GlobalAPIKey.is_valid.is_(None), GlobalAPIKey.is_valid.is_(True)),
+)
+
+#: What a status shows of a user's keys: plain columns, never the ciphertext, and
+#: no ORM objects to build for a read-only answer.
+_OWN_STATUS = db.select(
+    UserAPIKey.provider,
+    UserAPIKey.key_hint,
+    UserAPIKey.status,
+    UserAPIKey.is_valid,
+    UserAPIKey.last_validated,
+    UserAPIKey.last_error,
+    UserAPIKey.models,
+    UserAPIKey.details,
+    UserAPIKey.config,
+    UserAPIKey.updated_at,
+    UserAPIKey.expires_at,
+).where(UserAPIKey.user_id == db.bindparam("user_id"))
+
+
 def _fallback_providers(provider_id: str | None = None) -> set[str]:
     """Providers whose global key users may fall back to now; one light query."""
-    query = db.select(GlobalAPIKey.provider).where(
-        GlobalAPIKey.fallback_enabled.is_(True),
-        db.or_(GlobalAPIKey.is_valid.is_(None), GlobalAPIKey.is_valid.is_(True)),
-    )
+    query = _FALLBACK_PROVIDERS
     if provider_id is not None:
         query = query.where(GlobalAPIKey.provider == provider_id)
     return set(db.session.scalars(query))
@@ -470,10 +491,7 @@ def _fallback_providers(provider_id: str | None = None) -> set[str]:
 
 def list_status(user: User) -> list[KeyStatus]:
     """One status per supported provider, in catalogue order; two queries."""
-    rows = {
-        row.provider: row
-        for row in db.session.scalars(db.select(UserAPIKey).filter_by(user_id=user.id))
-    }
+    rows = {row.provider: row for row in db.session.execute(_OWN_STATUS, {"user_id": user.id})}
     fallback = _fallback_providers()
     return [
         status_of(p, rows.get(p.id), _source(rows.get(p.id), p.id in fallback))
