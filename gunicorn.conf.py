@@ -3,8 +3,14 @@
 Every value can be overridden from the environment. Requests are short and
 CPU-bound except key checks, which wait on a provider for up to
 VALIDATION_TIMEOUT seconds, so threaded workers keep a slow provider from tying
-up a whole process. docs/benchmarks.md has the figures under load; ``python -m
-bench --only sweep --no-docs`` compares other worker and thread counts.
+up a whole process.
+
+The defaults come from ``python -m bench --only sweep --no-docs`` on a 2-core
+machine (docs/benchmarks.md, "Choosing the gunicorn settings"): two workers per
+core with two threads each served the status call fastest and with the least
+CPU per request. With one worker per core, a worker that accepts most of the
+keep-alive connections leaves the other core idle, and four threads in one
+process mostly wait for each other's turn at the interpreter lock.
 """
 
 import multiprocessing
@@ -13,16 +19,19 @@ import os
 bind = os.environ.get(
     "GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 )
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count()))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 # A validate-all waits for the slowest provider (10 s by default) plus margin.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
-# Recycle workers now and then so slow leaks cannot accumulate.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
-max_requests_jitter = 500
+# Recycle workers now and then so a slow leak cannot accumulate. Not often: a new worker
+# spends about a second of CPU starting, and while it starts the others take its load (every
+# 5,000 requests cost a tenth of the CPU and showed as p99 spikes under load). A worker's
+# memory stays flat under load (docs/benchmarks.md), so this is only a backstop.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
+max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 # The access log line never carries request bodies; the query string is kept, and keys are
 # never sent in URLs.

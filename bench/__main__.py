@@ -75,7 +75,7 @@ def _run_suite(suite: str, results: Results, folder, kinds: list[str], reps: int
     elif suite == "http":
         from bench import http
 
-        http.run(results, folder, kinds, reps)
+        http.run(results, folder, kinds, max(reps, 5))
     elif suite == "fanout":
         from bench import fanout
 

@@ -26,7 +26,7 @@ from webapp.extensions import db
 
 USERS = 1000
 CONCURRENCY = 16
-DURATION = 5  # seconds per wrk run
+DURATION = 3  # seconds per wrk run: short windows, alternating endpoints, several repetitions
 TRIVIAL = ("GET /healthz (trivial)", "/healthz")
 STATUS = "GET /api/api-keys/status"
 TARGET_SHARE = 0.60

@@ -158,7 +158,8 @@ def run(results: Results, folder: Path, kinds: list[str], reps: int) -> None:
                         "2. Scale",
                         f"{endpoint}, {label}, {size:,} users: time per request",
                         Sample(times, "µs", 0),
-                        note=f"{queries:g} SQL round trips per request (pre-ping included)",
+                        note=f"{queries:g} SQL round trips per request"
+                        + (" (the pool's pre-ping included)" if kind != "sqlite" else ""),
                     )
                 )
             small, large = by_size[min(by_size)], by_size[max(by_size)]

@@ -90,7 +90,7 @@ def gunicorn(env: dict[str, str], log: Path, **settings: str) -> Iterator[Gunico
         )
     server = Gunicorn(proc, f"http://127.0.0.1:{port}", log)
     try:
-        _wait_ready(server, int(settings.get("WEB_CONCURRENCY", "1")))
+        _wait_ready(server, resolved(settings)["workers"])
         yield server
     finally:
         proc.send_signal(signal.SIGTERM)  # graceful: workers finish what they are serving
@@ -116,13 +116,17 @@ def _wait_ready(server: Gunicorn, workers: int, timeout: float = 30) -> None:
     raise RuntimeError(f"gunicorn did not become ready; see {server.log}")
 
 
-def config_summary(settings: dict[str, str]) -> str:
+def resolved(settings: dict[str, str]) -> dict:
     """What gunicorn.conf.py resolves to with ``settings`` in the environment."""
     import runpy
     from unittest import mock
 
     with mock.patch.dict(os.environ, settings):
-        conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def config_summary(settings: dict[str, str]) -> str:
+    conf = resolved(settings)
     return (
         f"gunicorn {conf['worker_class']}, {conf['workers']} workers × {conf['threads']} threads, "
         f"max_requests {conf['max_requests']}"

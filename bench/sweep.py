@@ -17,13 +17,14 @@ from bench.stats import Results, Row, Sample
 
 SETTINGS = (
     # (workers, threads, max_requests)
-    (2, 1, 0),
     (2, 2, 0),
     (2, 4, 0),
-    (3, 1, 0),
     (3, 2, 0),
+    (4, 1, 0),
     (4, 2, 0),
+    (4, 4, 0),
     (2, 4, 5000),
+    (4, 2, 100000),
 )
 
 

@@ -464,21 +464,34 @@ _FALLBACK_PROVIDERS = db.select(GlobalAPIKey.provider).where(
     db.or_(GlobalAPIKey.is_valid.is_(None), GlobalAPIKey.is_valid.is_(True)),
 )
 
-#: What a status shows of a user's keys: plain columns, never the ciphertext, and
-#: no ORM objects to build for a read-only answer.
-_OWN_STATUS = db.select(
-    UserAPIKey.provider,
-    UserAPIKey.key_hint,
-    UserAPIKey.status,
-    UserAPIKey.is_valid,
-    UserAPIKey.last_validated,
-    UserAPIKey.last_error,
-    UserAPIKey.models,
-    UserAPIKey.details,
-    UserAPIKey.config,
-    UserAPIKey.updated_at,
-    UserAPIKey.expires_at,
-).where(UserAPIKey.user_id == db.bindparam("user_id"))
+#: What a status shows of a user's keys: plain columns, never the ciphertext.
+_STATUS_COLUMNS = (
+    "key_hint",
+    "status",
+    "is_valid",
+    "last_validated",
+    "last_error",
+    "models",
+    "details",
+    "config",
+    "updated_at",
+    "expires_at",
+)
+
+#: A user's keys and, in the same round trip, the providers with a usable global key:
+#: one row per own key (``own`` true), one per fallback provider (the rest NULL).
+_STATUS_ROWS = db.union_all(
+    db.select(
+        UserAPIKey.provider,
+        db.literal(True).label("own"),
+        *(getattr(UserAPIKey, name) for name in _STATUS_COLUMNS),
+    ).where(UserAPIKey.user_id == db.bindparam("user_id")),
+    db.select(
+        GlobalAPIKey.provider,
+        db.literal(False).label("own"),
+        *(db.null().label(name) for name in _STATUS_COLUMNS),
+    ).where(_FALLBACK_PROVIDERS.whereclause),
+)
 
 
 def _fallback_providers(provider_id: str | None = None) -> set[str]:
@@ -490,11 +503,20 @@ def _fallback_providers(provider_id: str | None = None) -> set[str]:
 
 
 def list_status(user: User) -> list[KeyStatus]:
-    """One status per supported provider, in catalogue order; two queries."""
-    rows = {row.provider: row for row in db.session.execute(_OWN_STATUS, {"user_id": user.id})}
-    fallback = _fallback_providers()
+    """One status per supported provider, in catalogue order; one query.
+
+    Read on every dashboard view and status call, so it skips the ORM: plain
+    rows, from a statement SQLAlchemy compiles once.
+    """
+    own: dict[str, Any] = {}
+    fallback: set[str] = set()
+    for row in db.session.connection().execute(_STATUS_ROWS, {"user_id": user.id}):
+        if row.own:
+            own[row.provider] = row
+        else:
+            fallback.add(row.provider)
     return [
-        status_of(p, rows.get(p.id), _source(rows.get(p.id), p.id in fallback))
+        status_of(p, own.get(p.id), _source(own.get(p.id), p.id in fallback))
         for p in all_providers()
     ]
 
