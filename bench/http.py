@@ -103,7 +103,7 @@ def measure(kind: str, folder: Path, reps: int, settings: dict[str, str] | None 
             rss_idle = server.worker_rss()
             runs = load(server, endpoints, cookies, reps, CONCURRENCY, DURATION)
             rss_after = server.worker_rss()
-            restarts = server.log.read_text().count("Booting worker") - len(rss_after)
+            restarts = server.log_text().count("Booting worker") - len(rss_after)
     return runs, rss_idle, rss_after, restarts
 
 

@@ -49,6 +49,13 @@ class Gunicorn:
     proc: subprocess.Popen
     url: str
     log: Path
+    log_start: int = 0  # where this server's lines begin in a log shared with earlier runs
+
+    def log_text(self) -> str:
+        """What this server has written to its log."""
+        with self.log.open("rb") as f:
+            f.seek(self.log_start)
+            return f.read().decode(errors="replace")
 
     def worker_pids(self) -> list[int]:
         return _children(self.proc.pid)
@@ -80,6 +87,7 @@ def gunicorn(env: dict[str, str], log: Path, **settings: str) -> Iterator[Gunico
     port = free_port()
     env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", **settings}
     with log.open("ab") as out:
+        log_start = out.tell()
         proc = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
             cwd=ROOT,
@@ -88,7 +96,7 @@ def gunicorn(env: dict[str, str], log: Path, **settings: str) -> Iterator[Gunico
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Gunicorn(proc, f"http://127.0.0.1:{port}", log)
+    server = Gunicorn(proc, f"http://127.0.0.1:{port}", log, log_start)
     try:
         _wait_ready(server, resolved(settings)["workers"])
         yield server
