@@ -26,6 +26,13 @@ threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
+# Each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new connections
+# over them. On one shared socket, the first worker to wake accepts a whole burst of keep-alive
+# connections and the other cores sit idle for as long as those connections live: under load
+# that halved throughput in about half of the benchmark's windows. The price: connections still
+# queued on a worker that exits are reset (Linux 5.14+ hands them to the other workers with
+# sysctl net.ipv4.tcp_migrate_req=1), which recycling rarely keeps rare.
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "true").strip().lower() in ("1", "true", "yes")
 # Recycle workers now and then so a slow leak cannot accumulate. Not often: a new worker
 # spends about a second of CPU starting, and while it starts the others take its load (every
 # 5,000 requests cost a tenth of the CPU and showed as p99 spikes under load). A worker's
