@@ -5,12 +5,13 @@ CPU-bound except key checks, which wait on a provider for up to
 VALIDATION_TIMEOUT seconds, so threaded workers keep a slow provider from tying
 up a whole process.
 
-The defaults come from ``python -m bench --only sweep --no-docs`` on a 2-core
-machine (docs/benchmarks.md, "Choosing the gunicorn settings"): two workers per
-core with two threads each served the status call fastest and with the least
-CPU per request. With one worker per core, a worker that accepts most of the
-keep-alive connections leaves the other core idle, and four threads in one
-process mostly wait for each other's turn at the interpreter lock.
+The defaults come from ``python -m bench --only sweep --no-docs`` (docs/benchmarks.md,
+"Choosing the gunicorn settings"). Once each worker has its own listening socket,
+worker and thread counts from 2 x 2 to 4 x 4 served the status call within about
+20% of each other on a 2-core machine; one worker per core keeps memory low, and
+four threads per worker leave room beside a slow provider check. Recycling every
+5,000 requests halved the trivial endpoint's throughput under load and gave p99
+spikes of half a second.
 """
 
 import multiprocessing
@@ -19,9 +20,9 @@ import os
 bind = os.environ.get(
     "GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 )
-workers = int(os.environ.get("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count()))
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # A validate-all waits for the slowest provider (10 s by default) plus margin.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
@@ -31,12 +32,11 @@ keepalive = 5
 # connections and the other cores sit idle for as long as those connections live: under load
 # that halved throughput in about half of the benchmark's windows. The price: connections still
 # queued on a worker that exits are reset (Linux 5.14+ hands them to the other workers with
-# sysctl net.ipv4.tcp_migrate_req=1), which recycling rarely keeps rare.
+# sysctl net.ipv4.tcp_migrate_req=1), and workers are recycled rarely.
 reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "true").strip().lower() in ("1", "true", "yes")
 # Recycle workers now and then so a slow leak cannot accumulate. Not often: a new worker
-# spends about a second of CPU starting, and while it starts the others take its load (every
-# 5,000 requests cost a tenth of the CPU and showed as p99 spikes under load). A worker's
-# memory stays flat under load (docs/benchmarks.md), so this is only a backstop.
+# spends about a second of CPU starting, and while it starts the others take its load. A
+# worker's memory stays flat under load (docs/benchmarks.md), so this is only a backstop.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
 max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
