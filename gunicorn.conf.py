@@ -32,7 +32,8 @@ keepalive = 5
 # connections and the other cores sit idle for as long as those connections live: under load
 # that halved throughput in about half of the benchmark's windows. The price: connections still
 # queued on a worker that exits are reset (Linux 5.14+ hands them to the other workers with
-# sysctl net.ipv4.tcp_migrate_req=1), and workers are recycled rarely.
+# sysctl net.ipv4.tcp_migrate_req=1), and workers are recycled rarely; and a second server
+# started by the same user on the same port shares it instead of failing to bind.
 reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "true").strip().lower() in ("1", "true", "yes")
 # Recycle workers now and then so a slow leak cannot accumulate. Not often: a new worker
 # spends about a second of CPU starting, and while it starts the others take its load. A
