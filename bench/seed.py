@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from flask import Flask, session
 from flask_login import login_user
+from flask_wtf.csrf import generate_csrf
 from sqlalchemy import func, insert, text
 
 from webapp.auth.models import User
@@ -144,10 +145,12 @@ def analyze() -> None:
 
 
 def session_cookie(app: Flask, user_id: int, remote_addr: str = "127.0.0.1") -> str:
-    """A signed session cookie for ``user_id``, as a browser would hold after logging in.
+    """A signed session cookie for ``user_id``, as a browser holds it after logging in.
 
     Built in-process so that load tests do not go through the rate-limited
-    login form; the app checks it exactly as it checks any other session.
+    login form; the app checks it exactly as it checks any other session. It
+    carries the CSRF token the first page put in the session, as a browser's
+    does: without it, every page would add one and send a new cookie back.
     """
     with app.test_request_context(
         "/", environ_base={"REMOTE_ADDR": remote_addr}, headers={"User-Agent": USER_AGENT}
@@ -155,5 +158,6 @@ def session_cookie(app: Flask, user_id: int, remote_addr: str = "127.0.0.1") -> 
         user = db.session.get(User, user_id)
         open_session(user)
         login_user(user)
+        generate_csrf()
         value = app.session_interface.get_signing_serializer(app).dumps(dict(session))
     return f"{app.config['SESSION_COOKIE_NAME']}={value}"
