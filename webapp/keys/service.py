@@ -510,6 +510,7 @@ def list_status(user: User) -> list[KeyStatus]:
     """
     own: dict[str, Any] = {}
     fallback: set[str] = set()
+    db.session.flush()  # a plain connection does not autoflush: show this transaction's changes
     for row in db.session.connection().execute(_STATUS_ROWS, {"user_id": user.id}):
         if row.own:
             own[row.provider] = row
