@@ -34,7 +34,9 @@ keepalive = 5
 # queued on a worker that exits are reset (Linux 5.14+ hands them to the other workers with
 # sysctl net.ipv4.tcp_migrate_req=1), and workers are recycled rarely; and a second server
 # started by the same user on the same port shares it instead of failing to bind.
-reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "true").strip().lower() in ("1", "true", "yes")
+# Read as Keyhold's own switches are (webapp/config.py): unset or blank is the default.
+_reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "").strip().lower() or "true"
+reuse_port = _reuse_port in ("1", "true", "yes", "on")
 # Recycle workers now and then so a slow leak cannot accumulate. Not often: a new worker
 # spends about a second of CPU starting, and while it starts the others take its load. A
 # worker's memory stays flat under load (docs/benchmarks.md), so this is only a backstop.

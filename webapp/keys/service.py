@@ -494,12 +494,10 @@ _STATUS_ROWS = db.union_all(
 )
 
 
-def _fallback_providers(provider_id: str | None = None) -> set[str]:
-    """Providers whose global key users may fall back to now; one light query."""
-    query = _FALLBACK_PROVIDERS
-    if provider_id is not None:
-        query = query.where(GlobalAPIKey.provider == provider_id)
-    return set(db.session.scalars(query))
+def _fallback_usable(provider_id: str) -> bool:
+    """Whether users may fall back to the global key for ``provider_id`` now; one light query."""
+    query = _FALLBACK_PROVIDERS.where(GlobalAPIKey.provider == provider_id)
+    return db.session.scalar(query) is not None
 
 
 def list_status(user: User) -> list[KeyStatus]:
@@ -525,7 +523,7 @@ def list_status(user: User) -> list[KeyStatus]:
 def key_status(user: User, provider_id: str) -> KeyStatus:
     provider = require_provider(provider_id)
     row = _find(user.id, provider_id)
-    fallback = not _usable(row) and bool(_fallback_providers(provider_id))
+    fallback = not _usable(row) and _fallback_usable(provider_id)
     return status_of(provider, row, _source(row, fallback))
 
 
