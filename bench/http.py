@@ -104,7 +104,7 @@ def measure(kind: str, folder: Path, reps: int, settings: dict[str, str] | None 
             runs = load(server, endpoints, cookies, reps, CONCURRENCY, DURATION)
             rss_after = server.worker_rss()
             restarts = server.log_text().count("Booting worker") - len(rss_after)
-    return runs, rss_idle, rss_after, restarts
+    return runs, rss_idle, rss_after, restarts, server.conf
 
 
 def _metric(runs: list[dict[str, float]], key: str, scale: float, unit: str, digits: int):
@@ -113,7 +113,7 @@ def _metric(runs: list[dict[str, float]], key: str, scale: float, unit: str, dig
 
 def run(results: Results, folder: Path, kinds: list[str], reps: int) -> None:
     for kind in kinds:
-        runs, rss_idle, rss_after, restarts = measure(kind, folder, reps)
+        runs, rss_idle, rss_after, restarts, conf = measure(kind, folder, reps)
         label = "SQLite" if kind == "sqlite" else "PostgreSQL"
         _report(results, label, runs)
         results.add(
@@ -126,7 +126,7 @@ def run(results: Results, folder: Path, kinds: list[str], reps: int) -> None:
             )
         )
         results.conditions.append(
-            f"HTTP ({label}): {config_summary({})}; wrk 1 thread, {CONCURRENCY} connections, "
+            f"HTTP ({label}): {config_summary(conf)}; wrk 1 thread, {CONCURRENCY} connections, "
             f"{DURATION} s per run; {USERS:,} users × 4 keys"
         )
 

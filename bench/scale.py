@@ -74,6 +74,10 @@ def _round(app: Flask, path: str, cookies: list[str]) -> float:
     return (time.perf_counter_ns() - start) / REQUESTS / 1000
 
 
+def _pre_pings(app: Flask) -> bool:
+    return bool(app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping"))
+
+
 def _counted_round(app: Flask, path: str, cookies: list[str]) -> tuple[float, float]:
     """One round; µs per request and SQL round trips per request.
 
@@ -83,7 +87,7 @@ def _counted_round(app: Flask, path: str, cookies: list[str]) -> tuple[float, fl
     """
     with app.app_context():
         engine = db.engine
-    pings = bool(app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping"))
+    pings = _pre_pings(app)
     counts = {"before_cursor_execute": 0, "checkout": 0}
     listeners = {}
     for name in counts:
@@ -117,7 +121,8 @@ def _prepare(db_info: Database, folder: Path, size: int) -> tuple[Flask, list[st
 
 
 def measure(kind: str, folder: Path, reps: int):
-    """{endpoint: {size: (µs per request per rep, queries per request)}}
+    """{endpoint: {size: (µs per request per rep, queries per request)}}, and whether the
+    pool pre-pings (its ``SELECT 1`` is among the queries counted).
 
     One database per size, all ready before the first measurement; each
     repetition then visits every size in turn, so that the sizes are
@@ -128,6 +133,7 @@ def measure(kind: str, folder: Path, reps: int):
             size: _prepare(stack.enter_context(database(kind, folder)), folder, size)
             for size in SIZES
         }
+        pings = _pre_pings(apps[SIZES[0]][0])
         found: dict[str, dict[int, tuple[list[float], float]]] = {}
         for label, path in available_endpoints(apps[SIZES[0]][0]):
             times: dict[int, list[float]] = {size: [] for size in SIZES}
@@ -144,12 +150,12 @@ def measure(kind: str, folder: Path, reps: int):
             with app.app_context():
                 db.session.remove()
                 db.engine.dispose()
-    return found
+    return found, pings
 
 
 def run(results: Results, folder: Path, kinds: list[str], reps: int) -> None:
     for kind in kinds:
-        found = measure(kind, folder, reps)
+        found, pings = measure(kind, folder, reps)
         label = "SQLite" if kind == "sqlite" else "PostgreSQL"
         for endpoint, by_size in found.items():
             for size, (times, queries) in by_size.items():
@@ -159,7 +165,7 @@ def run(results: Results, folder: Path, kinds: list[str], reps: int) -> None:
                         f"{endpoint}, {label}, {size:,} users: time per request",
                         Sample(times, "µs", 0),
                         note=f"{queries:g} SQL round trips per request"
-                        + (" (the pool's pre-ping included)" if kind != "sqlite" else ""),
+                        + (" (the pool's pre-ping included)" if pings else ""),
                     )
                 )
             small, large = by_size[min(by_size)], by_size[max(by_size)]

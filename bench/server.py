@@ -49,6 +49,7 @@ class Gunicorn:
     proc: subprocess.Popen
     url: str
     log: Path
+    conf: dict  # gunicorn.conf.py as it resolved for this server
     log_start: int = 0  # where this server's lines begin in a log shared with earlier runs
 
     def log_text(self) -> str:
@@ -96,9 +97,9 @@ def gunicorn(env: dict[str, str], log: Path, **settings: str) -> Iterator[Gunico
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Gunicorn(proc, f"http://127.0.0.1:{port}", log, log_start)
+    server = Gunicorn(proc, f"http://127.0.0.1:{port}", log, resolved(env), log_start)
     try:
-        _wait_ready(server, resolved(settings)["workers"])
+        _wait_ready(server, server.conf["workers"])
         yield server
     finally:
         proc.send_signal(signal.SIGTERM)  # graceful: workers finish what they are serving
@@ -124,17 +125,16 @@ def _wait_ready(server: Gunicorn, workers: int, timeout: float = 30) -> None:
     raise RuntimeError(f"gunicorn did not become ready; see {server.log}")
 
 
-def resolved(settings: dict[str, str]) -> dict:
-    """What gunicorn.conf.py resolves to with ``settings`` in the environment."""
+def resolved(env: dict[str, str]) -> dict:
+    """What gunicorn.conf.py resolves to in the environment ``env`` (and nothing else)."""
     import runpy
     from unittest import mock
 
-    with mock.patch.dict(os.environ, settings):
+    with mock.patch.dict(os.environ, env, clear=True):
         return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
 
 
-def config_summary(settings: dict[str, str]) -> str:
-    conf = resolved(settings)
+def config_summary(conf: dict) -> str:
     return (
         f"gunicorn {conf['worker_class']}, {conf['workers']} workers × {conf['threads']} threads, "
         f"max_requests {conf['max_requests']}"
