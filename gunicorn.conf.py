@@ -9,18 +9,42 @@ The defaults come from ``python -m bench --only sweep --no-docs`` (docs/benchmar
 "Choosing the gunicorn settings"). Once each worker has its own listening socket,
 worker and thread counts from 2 x 2 to 4 x 4 served the status call within about
 20% of each other on a 2-core machine; one worker per core keeps memory low, and
-four threads per worker leave room beside a slow provider check. Recycling every
+four threads per worker leave room beside a slow provider check. One worker per core
+needs a shared rate-limit store (Redis); without one, Keyhold runs a single worker. Recycling every
 5,000 requests halved the trivial endpoint's throughput under load and gave p99
 spikes of half a second.
 """
 
 import multiprocessing
 import os
+import sys
 
 bind = os.environ.get(
     "GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 )
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+
+
+def _switch(name: str, default: bool) -> bool:
+    """An on/off setting, read as Keyhold's own switches are (webapp/config.py)."""
+    raw = os.environ.get(name, "").strip().lower()
+    return default if not raw else raw in ("1", "true", "yes", "on")
+
+
+# Rate limits kept in memory (RATELIMIT_STORAGE_URI unset or memory://) are counted by each
+# process on its own: with several workers, every budget (sign-in guesses included) would be
+# multiplied by the number of workers. So without a shared store Keyhold runs one worker (its
+# threads serve requests concurrently), and refuses to start with more.
+_storage = os.environ.get("RATELIMIT_STORAGE_URI", "").strip().lower() or "memory://"
+_limits_per_process = _switch("RATELIMIT_ENABLED", True) and _storage.startswith("memory:")
+_workers = os.environ.get("WEB_CONCURRENCY", "").strip()
+workers = int(_workers) if _workers else 1 if _limits_per_process else multiprocessing.cpu_count()
+if workers > 1 and _limits_per_process:
+    sys.exit(
+        f"Keyhold: WEB_CONCURRENCY={workers} with rate limits kept in memory would give each "
+        f"worker its own budget ({workers}x the configured limits). Set RATELIMIT_STORAGE_URI "
+        "to a Redis URL (redis://host:6379/0) so that all workers share one count, or run "
+        "one worker (WEB_CONCURRENCY=1)."
+    )
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # A validate-all waits for the slowest provider (10 s by default) plus margin.
@@ -34,9 +58,7 @@ keepalive = 5
 # queued on a worker that exits are reset (Linux 5.14+ hands them to the other workers with
 # sysctl net.ipv4.tcp_migrate_req=1), and workers are recycled rarely; and a second server
 # started by the same user on the same port shares it instead of failing to bind.
-# Read as Keyhold's own switches are (webapp/config.py): unset or blank is the default.
-_reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "").strip().lower() or "true"
-reuse_port = _reuse_port in ("1", "true", "yes", "on")
+reuse_port = _switch("GUNICORN_REUSE_PORT", True)
 # Recycle workers now and then so a slow leak cannot accumulate. Not often: a new worker
 # spends about a second of CPU starting, and while it starts the others take its load. A
 # worker's memory stays flat under load (docs/benchmarks.md), so this is only a backstop.
@@ -44,6 +66,6 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
 max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 # The access log line never carries request bodies; the query string is kept, and keys are
-# never sent in URLs.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# never sent in URLs. The last field is the worker's process id.
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms %(p)s'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -31,6 +31,8 @@ SECRET_B = "bench-encryption-secret-b-" + "b" * 32
 PG_HOST = os.environ.get("PG_HOST", "127.0.0.1")
 PG_PORT = os.environ.get("PG_PORT", "5432")
 PG_USER = os.environ.get("PG_USER", "postgres")
+#: where several gunicorn workers share their rate-limit counts (each run uses its own prefix)
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,31 @@ def postgres_available() -> bool:
             return True
     except Exception:
         return False
+
+
+def redis_available() -> bool:
+    import redis
+
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_timeout=2) as client:
+            return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+@contextmanager
+def shared_limits() -> Iterator[dict[str, str]]:
+    """Settings that make every worker count rate limits in Redis, under a prefix of this
+    run's own, whose keys are deleted on exit (nothing else in that database is touched)."""
+    import redis
+
+    prefix = f"keyhold-bench-{secrets.token_hex(6)}"
+    try:
+        yield {"RATELIMIT_STORAGE_URI": REDIS_URL, "RATELIMIT_KEY_PREFIX": prefix}
+    finally:
+        with redis.Redis.from_url(REDIS_URL) as client:
+            for key in client.scan_iter(f"*{prefix}*", count=1000):
+                client.delete(key)
 
 
 @contextmanager

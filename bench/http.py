@@ -13,11 +13,21 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import httpx
 
-from bench.env import ROOT, Database, app_env, database, make_app, migrate
+from bench.env import (
+    ROOT,
+    Database,
+    app_env,
+    database,
+    make_app,
+    migrate,
+    redis_available,
+    shared_limits,
+)
 from bench.scale import _check, available_endpoints
 from bench.seed import USER_AGENT, add_users, analyze, session_cookie
 from bench.server import Gunicorn, config_summary, gunicorn
@@ -93,11 +103,19 @@ def load(
     return runs
 
 
+def limits_for(kind: str) -> AbstractContextManager[dict[str, str]]:
+    """Each database served as it would be deployed: SQLite on one machine with rate limits
+    in memory (so gunicorn runs one worker), PostgreSQL beside Redis (one worker per core)."""
+    if kind == "postgresql" and redis_available():
+        return shared_limits()
+    return nullcontext({})
+
+
 def measure(kind: str, folder: Path, reps: int, settings: dict[str, str] | None = None):
     settings = {"GUNICORN_ACCESSLOG": str(folder / "access.log"), **(settings or {})}
-    with database(kind, folder) as db_info:
+    with database(kind, folder) as db_info, limits_for(kind) as limits:
         cookies, endpoints = prepare(db_info, folder)
-        env = app_env(db_info, folder)
+        env = {**app_env(db_info, folder), **limits}
         with gunicorn(env, folder / "gunicorn.log", **settings) as server:
             precheck(server, endpoints, cookies)
             rss_idle = server.worker_rss()
@@ -114,6 +132,7 @@ def _metric(runs: list[dict[str, float]], key: str, scale: float, unit: str, dig
 def run(results: Results, folder: Path, kinds: list[str], reps: int) -> None:
     for kind in kinds:
         runs, rss_idle, rss_after, restarts, conf = measure(kind, folder, reps)
+        store = "memory" if conf["_limits_per_process"] else "Redis"
         label = "SQLite" if kind == "sqlite" else "PostgreSQL"
         _report(results, label, runs)
         results.add(
@@ -126,7 +145,8 @@ def run(results: Results, folder: Path, kinds: list[str], reps: int) -> None:
             )
         )
         results.conditions.append(
-            f"HTTP ({label}): {config_summary(conf)}; wrk 1 thread, {CONCURRENCY} connections, "
+            f"HTTP ({label}): {config_summary(conf)}, rate limits in {store}; "
+            f"wrk 1 thread, {CONCURRENCY} connections, "
             f"{DURATION} s per run; {USERS:,} users × 4 keys"
         )
 

@@ -1,7 +1,8 @@
 """Choosing gunicorn's workers and threads: ``python -m bench --only sweep --no-docs``.
 
 Not part of ``make bench`` (it takes several minutes more). For each
-setting, the status call and /healthz are loaded as in the HTTP benchmark,
+setting, the status call and /healthz are loaded as in the HTTP benchmark
+(every setting with its rate limits in Redis, which several workers need),
 and the worker CPU per request is read from /proc, which shows what a
 setting costs even when the machine is not quiet.
 """
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.env import app_env, database
+from bench.env import REDIS_URL, app_env, database, redis_available, shared_limits
 from bench.http import CONCURRENCY, STATUS, TRIVIAL, load, precheck, prepare
 from bench.server import gunicorn
 from bench.stats import Results, Row, Sample
 
 SETTINGS = (
     # (workers, threads, max_requests)
+    (1, 4, 0),
     (2, 2, 0),
     (2, 4, 0),
     (3, 2, 0),
@@ -29,10 +31,12 @@ SETTINGS = (
 
 
 def run(results: Results, folder: Path, reps: int) -> None:
-    with database("sqlite", folder) as db_info:
+    if not redis_available():
+        raise SystemExit(f"the sweep needs Redis at {REDIS_URL}: several workers share limits")
+    with database("sqlite", folder) as db_info, shared_limits() as limits:
         cookies, endpoints = prepare(db_info, folder)
         endpoints = [e for e in endpoints if e[0] in (TRIVIAL[0], STATUS)]
-        env = app_env(db_info, folder)
+        env = {**app_env(db_info, folder), **limits}
         for workers, threads, max_requests in SETTINGS:
             settings = {
                 "WEB_CONCURRENCY": str(workers),

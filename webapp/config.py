@@ -129,6 +129,8 @@ def defaults(instance_path: str) -> dict[str, Any]:
         # Rate limiting (Flask-Limiter reads the RATELIMIT_* names itself).
         "RATELIMIT_ENABLED": _env_bool("RATELIMIT_ENABLED", True),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        # Lets several Keyhold instances (or other apps) share one Redis database.
+        "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", ""),
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_DEFAULT": os.environ.get("RATELIMIT_DEFAULT", "600/minute"),
         "RATELIMIT_LOGIN_IP": os.environ.get("RATELIMIT_LOGIN_IP", "10/minute;50/hour"),

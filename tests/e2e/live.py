@@ -89,7 +89,7 @@ class LiveServer:
                 self.proc.wait()
 
 
-def server_env(folder: Path, emulator: Emulator, port: int) -> dict[str, str]:
+def server_env(folder: Path, emulator: Emulator | None, port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_INHERITED)}
     env = {k: v for k, v in env.items() if not k.startswith(("PROVIDER_", "GUNICORN_"))}
     env.update(SECRETS)
@@ -104,21 +104,25 @@ def server_env(folder: Path, emulator: Emulator, port: int) -> dict[str, str]:
         RATELIMIT_REGISTER="100/minute",
         RATELIMIT_LOGIN_IP="100/minute",
         GUNICORN_BIND=f"127.0.0.1:{port}",
-        WEB_CONCURRENCY="2",
         GUNICORN_THREADS="4",
         GUNICORN_ACCESSLOG=str(folder / "access.log"),
         PYTHONPATH=str(ROOT),
     )
-    for provider, url in emulator.base_urls().items():
+    for provider, url in (emulator.base_urls() if emulator else {}).items():
         env[f"PROVIDER_{provider.upper()}_BASE_URL"] = url
     return env
 
 
-def start_server(folder: Path, emulator: Emulator) -> LiveServer:
-    """Migrate a fresh SQLite database and serve it with gunicorn, as in production."""
+def start_server(
+    folder: Path, emulator: Emulator | None, workers: int = 1, **settings: str
+) -> LiveServer:
+    """Migrate a fresh SQLite database and serve it with gunicorn, as in production.
+
+    ``settings`` override the environment; ready once ``workers`` workers have booted.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     port = _free_port()
-    env = server_env(folder, emulator, port)
+    env = {**server_env(folder, emulator, port), **settings}
     bin_dir = Path(sys.executable).parent
     subprocess.run(
         [str(bin_dir / "flask"), "--app", "webapp", "db", "upgrade"],
@@ -143,7 +147,8 @@ def start_server(folder: Path, emulator: Emulator) -> LiveServer:
         if proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{server.log_text()}")
         try:
-            if httpx.get(server.url + "/readyz", timeout=2).status_code == 200:
+            ready = httpx.get(server.url + "/readyz", timeout=2).status_code == 200
+            if ready and server.log_text().count("Booting worker") >= workers:
                 return server
         except httpx.TransportError:
             pass

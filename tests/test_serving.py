@@ -1,0 +1,109 @@
+"""Serving with gunicorn.conf.py: how many workers, and rate limits that hold across them."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import runpy
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from unittest import mock
+
+import httpx
+import pytest
+import redis
+
+from tests.e2e.live import start_server
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+SHARED_STORE = "redis://127.0.0.1:6379/13"
+SECRETS = {
+    "SECRET_KEY": "serving-session-secret-" + "s" * 32,
+    "API_KEY_ENCRYPTION_SECRET": "serving-encryption-secret-" + "e" * 32,
+}
+
+
+def _conf(**env: str) -> dict:
+    with mock.patch.dict(os.environ, env, clear=True):
+        return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_one_worker_per_core_only_with_a_shared_rate_limit_store():
+    cores = multiprocessing.cpu_count()
+    assert _conf()["workers"] == 1
+    assert _conf(RATELIMIT_STORAGE_URI="memory://")["workers"] == 1
+    assert _conf(RATELIMIT_STORAGE_URI=SHARED_STORE)["workers"] == cores
+    assert _conf(RATELIMIT_STORAGE_URI=SHARED_STORE, WEB_CONCURRENCY="3")["workers"] == 3
+    assert _conf(RATELIMIT_ENABLED="false")["workers"] == cores  # nothing to count apart
+    assert _conf(WEB_CONCURRENCY="1")["workers"] == 1
+
+
+def _env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RATELIMIT_", "WEB_CONCURRENCY", "GUNICORN_", "DATABASE_URL"))
+    }
+    return {
+        **inherited,
+        **SECRETS,
+        "KEYHOLD_ENV": "production",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'keyhold.sqlite3'}",
+        "KEYHOLD_INSTANCE_PATH": str(tmp_path / "instance"),
+        "GUNICORN_ACCESSLOG": str(tmp_path / "access.log"),
+        **settings,
+    }
+
+
+def test_gunicorn_refuses_several_workers_that_would_count_limits_apart(tmp_path):
+    started = subprocess.run(
+        [str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=_env(tmp_path, WEB_CONCURRENCY="2", GUNICORN_BIND="127.0.0.1:0"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert started.returncode == 1
+    assert "WEB_CONCURRENCY=2 with rate limits kept in memory" in started.stderr
+    assert "RATELIMIT_STORAGE_URI" in started.stderr
+    assert "Traceback" not in started.stderr
+
+
+@pytest.fixture
+def served(tmp_path):
+    """gunicorn with two workers sharing their rate limits through Redis."""
+    prefix = f"keyhold-serving-{uuid.uuid4().hex}"
+    server = start_server(
+        tmp_path,
+        None,
+        workers=2,
+        RATELIMIT_STORAGE_URI=SHARED_STORE,
+        RATELIMIT_KEY_PREFIX=prefix,
+        RATELIMIT_DEFAULT="20/minute",
+        WEB_CONCURRENCY="2",
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+        store = redis.Redis.from_url(SHARED_STORE)
+        keys = list(store.scan_iter(f"*{prefix}*"))
+        if keys:
+            store.delete(*keys)
+        store.close()
+
+
+def test_two_workers_spend_one_budget(served):
+    url = served.url
+    # Each request on a new connection: the kernel hands each to either worker.
+    codes = [httpx.get(url + "/api/csrf-token").status_code for _ in range(40)]
+    assert codes == [200] * 20 + [429] * 20
+    # Both workers answered (the access log names the worker), so the budget was one count
+    # shared by two processes, not two counts of 20.
+    lines = (served.folder / "access.log").read_text().splitlines()
+    workers = {line.rsplit(" ", 1)[-1] for line in lines if '"GET /api/csrf-token ' in line}
+    assert len(workers) == 2, lines
