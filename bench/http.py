@@ -140,7 +140,7 @@ def run(results: Results, folder: Path, kinds: list[str], reps: int) -> None:
                 "6. Memory",
                 f"gunicorn worker RSS after the load run, {label}",
                 Sample(rss_after, "MiB", 1),
-                note=f"spread over the {len(rss_after)} workers; after start-up and "
+                note=f"{_workers(len(rss_after))}; after start-up and "
                 f"warm-up: {max(rss_idle):.1f} MiB; worker restarts during the run: {restarts}",
             )
         )
@@ -203,3 +203,7 @@ def _report(results: Results, label: str, runs: dict[str, list[dict[str, float]]
             note=f"out of {total:,} requests",
         )
     )
+
+
+def _workers(count: int) -> str:
+    return "one worker" if count == 1 else f"spread over the {count} workers"

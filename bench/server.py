@@ -135,7 +135,8 @@ def resolved(env: dict[str, str]) -> dict:
 
 
 def config_summary(conf: dict) -> str:
+    workers = f"{conf['workers']} worker{'s' if conf['workers'] != 1 else ''}"
     return (
-        f"gunicorn {conf['worker_class']}, {conf['workers']} workers × {conf['threads']} threads, "
+        f"gunicorn {conf['worker_class']}, {workers} × {conf['threads']} threads, "
         f"max_requests {conf['max_requests']}"
     )

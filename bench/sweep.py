@@ -48,7 +48,8 @@ def run(results: Results, folder: Path, reps: int) -> None:
                 precheck(server, endpoints, cookies)
                 runs = load(server, endpoints, cookies, reps, CONCURRENCY, 4)
                 rss = max(server.worker_rss())
-            name = f"{workers} workers × {threads} threads"
+            name = f"{workers} worker{'s' if workers != 1 else ''} × {threads} thread"
+            name += "s" if threads != 1 else ""
             if max_requests:
                 name += f", max_requests {max_requests}"
             for endpoint, found in runs.items():
