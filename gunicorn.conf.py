@@ -38,13 +38,20 @@ _storage = os.environ.get("RATELIMIT_STORAGE_URI", "").strip().lower() or "memor
 _limits_per_process = _switch("RATELIMIT_ENABLED", True) and _storage.startswith("memory:")
 _workers = os.environ.get("WEB_CONCURRENCY", "").strip()
 workers = int(_workers) if _workers else 1 if _limits_per_process else multiprocessing.cpu_count()
-if workers > 1 and _limits_per_process:
-    sys.exit(
-        f"Keyhold: WEB_CONCURRENCY={workers} with rate limits kept in memory would give each "
-        f"worker its own budget ({workers}x the configured limits). Set RATELIMIT_STORAGE_URI "
-        "to a Redis URL (redis://host:6379/0) so that all workers share one count, or run "
-        "one worker (WEB_CONCURRENCY=1)."
-    )
+
+
+def on_starting(server) -> None:
+    """Checked on the final settings, so ``-w`` on the command line cannot slip past."""
+    count = server.cfg.workers
+    if count > 1 and _limits_per_process:
+        sys.exit(
+            f"Keyhold: {count} workers with rate limits kept in memory would give each worker "
+            f"its own budget ({count}x the configured limits). Set RATELIMIT_STORAGE_URI to a "
+            "Redis URL (redis://host:6379/0) so that all workers share one count, or run one "
+            "worker (WEB_CONCURRENCY=1)."
+        )
+
+
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # A validate-all waits for the slowest provider (10 s by default) plus margin.

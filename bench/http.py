@@ -42,6 +42,8 @@ STATUS = "GET /api/api-keys/status"
 TARGET_SHARE = 0.60
 TARGET_P99_MS = 50.0
 LUA = ROOT / "bench" / "wrk" / "sessions.lua"
+#: beside a missed target: where docs/benchmarks.md says what the profile found and what was done
+PROFILED = "profiled, causes fixed and what is left: see “What was done” above"
 
 
 def wrk(url: str, cookies: Path, concurrency: int, duration: int) -> dict[str, float]:
@@ -158,6 +160,7 @@ def _report(results: Results, label: str, runs: dict[str, list[dict[str, float]]
     for endpoint, found in runs.items():
         checked = endpoint != TRIVIAL[0]
         p99 = _metric(found, "p99_us", 1e-3, "ms", 1)
+        p99_met = p99.median < TARGET_P99_MS if checked else None
         results.add(
             Row(section, f"{endpoint}, {label}: throughput", _metric(found, "rps", 1, "req/s", 0)),
             Row(section, f"{endpoint}, {label}: p50", _metric(found, "p50_us", 1e-3, "ms", 1)),
@@ -166,7 +169,8 @@ def _report(results: Results, label: str, runs: dict[str, list[dict[str, float]]
                 f"{endpoint}, {label}: p99",
                 p99,
                 f"< {TARGET_P99_MS:g} ms" if checked else "",
-                p99.median < TARGET_P99_MS if checked else None,
+                p99_met,
+                note=PROFILED if p99_met is False else "",
             ),
             Row(
                 section,
@@ -181,14 +185,16 @@ def _report(results: Results, label: str, runs: dict[str, list[dict[str, float]]
         share = ratio(_metric(found, "rps", 1, "req/s", 0), trivial)
         cpu_share = ratio(trivial_cpu, _metric(found, "cpu_us", 1, "µs", 0))
         target = endpoint.startswith(STATUS)
+        met = share.median >= TARGET_SHARE if target else None
+        note = f"by server CPU per request: {cpu_share.median:.2f}×"
         results.add(
             Row(
                 section,
                 f"{endpoint} ÷ /healthz, throughput, {label}",
                 share,
                 f"≥ {TARGET_SHARE:.2f}×" if target else "",
-                share.median >= TARGET_SHARE if target else None,
-                note=f"by server CPU per request: {cpu_share.median:.2f}×",
+                met,
+                note=f"{note}; {PROFILED}" if met is False else note,
             )
         )
     errors = [r["not_ok"] + r["socket_errors"] for found in runs.values() for r in found]

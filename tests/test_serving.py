@@ -58,19 +58,27 @@ def _env(tmp_path: Path, **settings: str) -> dict[str, str]:
     }
 
 
-def test_gunicorn_refuses_several_workers_that_would_count_limits_apart(tmp_path):
+@pytest.mark.parametrize(
+    ("settings", "args"),
+    [({"WEB_CONCURRENCY": "2"}, []), ({}, ["--workers", "3"])],
+    ids=["environment", "command line"],
+)
+def test_gunicorn_refuses_several_workers_that_would_count_limits_apart(tmp_path, settings, args):
+    env = _env(tmp_path, GUNICORN_BIND="127.0.0.1:0", **settings)
     started = subprocess.run(
-        [str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"],
+        [str(GUNICORN), "-c", "gunicorn.conf.py", *args, "wsgi:app"],
         cwd=ROOT,
-        env=_env(tmp_path, WEB_CONCURRENCY="2", GUNICORN_BIND="127.0.0.1:0"),
+        env=env,
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert started.returncode == 1
-    assert "WEB_CONCURRENCY=2 with rate limits kept in memory" in started.stderr
+    count = settings.get("WEB_CONCURRENCY") or args[-1]
+    assert f"Keyhold: {count} workers with rate limits kept in memory" in started.stderr
     assert "RATELIMIT_STORAGE_URI" in started.stderr
     assert "Traceback" not in started.stderr
+    assert "Booting worker" not in started.stderr
 
 
 @pytest.fixture
