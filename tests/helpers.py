@@ -1,7 +1,8 @@
-"""Helpers for tests that need stored keys without going through a provider check."""
+"""Helpers for tests: stored keys without a provider check, and a rate-limit store's cleanup."""
 
 from __future__ import annotations
 
+import redis
 from flask import Flask
 
 from tests.fakekeys import fake_key
@@ -31,3 +32,12 @@ def bodyless(client, method: str, path: str):
     """An unsafe request with no body at all, as a frontend's fetch() would send it."""
     headers = {"X-CSRFToken": client.csrf_token()}
     return client.open(path, method=method, headers=headers, csrf=False)
+
+
+def drop_redis_keys(uri: str, pattern: str) -> None:
+    """Delete the keys matching ``pattern`` (a Redis glob) from the database at ``uri``."""
+    client = redis.Redis.from_url(uri)
+    keys = list(client.scan_iter(pattern))
+    if keys:
+        client.delete(*keys)
+    client.close()

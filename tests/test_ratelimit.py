@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from tests.conftest import PASSWORD, AuthActions
+from tests.helpers import drop_redis_keys
 from webapp.audit.models import AuditEvent
 from webapp.auth.services import find_user
 from webapp.extensions import db
@@ -29,14 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 STORE = os.environ.get("RATELIMIT_STORAGE_URI") or "memory://"
 SHARED_STORE = "redis://127.0.0.1:6379/13"
 WRONG = "not the password at all"
-
-
-def _drop_keys(uri: str, prefix: str) -> None:
-    client = redis.Redis.from_url(uri)
-    keys = list(client.scan_iter(f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 @pytest.fixture
@@ -60,7 +53,7 @@ def limited(make_app):
     for store in {STORE, SHARED_STORE}:
         if store.startswith("redis://"):
             for prefix in prefixes:
-                _drop_keys(store, prefix)
+                drop_redis_keys(store, f"{prefix}*")
 
 
 def register(app, email: str = "alice@example.com") -> None:

@@ -13,17 +13,13 @@ from unittest import mock
 
 import httpx
 import pytest
-import redis
 
-from tests.e2e.live import start_server
+from tests.e2e.live import server_env, start_server
+from tests.helpers import drop_redis_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 SHARED_STORE = "redis://127.0.0.1:6379/13"
-SECRETS = {
-    "SECRET_KEY": "serving-session-secret-" + "s" * 32,
-    "API_KEY_ENCRYPTION_SECRET": "serving-encryption-secret-" + "e" * 32,
-}
 
 
 def _conf(**env: str) -> dict:
@@ -41,30 +37,13 @@ def test_one_worker_per_core_only_with_a_shared_rate_limit_store():
     assert _conf(WEB_CONCURRENCY="1")["workers"] == 1
 
 
-def _env(tmp_path: Path, **settings: str) -> dict[str, str]:
-    inherited = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("RATELIMIT_", "WEB_CONCURRENCY", "GUNICORN_", "DATABASE_URL"))
-    }
-    return {
-        **inherited,
-        **SECRETS,
-        "KEYHOLD_ENV": "production",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'keyhold.sqlite3'}",
-        "KEYHOLD_INSTANCE_PATH": str(tmp_path / "instance"),
-        "GUNICORN_ACCESSLOG": str(tmp_path / "access.log"),
-        **settings,
-    }
-
-
 @pytest.mark.parametrize(
     ("settings", "args"),
     [({"WEB_CONCURRENCY": "2"}, []), ({}, ["--workers", "3"])],
     ids=["environment", "command line"],
 )
 def test_gunicorn_refuses_several_workers_that_would_count_limits_apart(tmp_path, settings, args):
-    env = _env(tmp_path, GUNICORN_BIND="127.0.0.1:0", **settings)
+    env = {**server_env(tmp_path, None, 0), **settings}
     started = subprocess.run(
         [str(GUNICORN), "-c", "gunicorn.conf.py", *args, "wsgi:app"],
         cwd=ROOT,
@@ -98,11 +77,7 @@ def served(tmp_path):
         yield server
     finally:
         server.stop()
-        store = redis.Redis.from_url(SHARED_STORE)
-        keys = list(store.scan_iter(f"*{prefix}*"))
-        if keys:
-            store.delete(*keys)
-        store.close()
+        drop_redis_keys(SHARED_STORE, f"*{prefix}*")  # Flask-Limiter puts its own prefix first
 
 
 def test_two_workers_spend_one_budget(served):

@@ -35,8 +35,15 @@ SECRETS = {
     "API_KEY_ENCRYPTION_SECRET": "e2e-encryption-secret-" + "e" * 32,
 }
 _TOKEN_IN_LOG = re.compile(r"one-time setup token: (\S+)")
-# Inherited settings that would point the server elsewhere than its own fresh database.
-_NOT_INHERITED = ("DATABASE_URL", "RATELIMIT_STORAGE_URI", "SETUP_TOKEN_FILE", "KEYHOLD_")
+# Inherited settings that would point the server elsewhere than its own fresh database, or
+# change how it is served and limited.
+_NOT_INHERITED = (
+    "DATABASE_URL",
+    "RATELIMIT_",
+    "SETUP_TOKEN_FILE",
+    "KEYHOLD_",
+    "WEB_CONCURRENCY",
+)
 
 
 def chromium_missing() -> str | None:
