@@ -10,9 +10,9 @@ The defaults come from ``python -m bench --only sweep --no-docs`` (docs/benchmar
 worker and thread counts from 2 x 2 to 4 x 4 served the status call within about
 20% of each other on a 2-core machine; one worker per core keeps memory low, and
 four threads per worker leave room beside a slow provider check. One worker per core
-needs a shared rate-limit store (Redis); without one, Keyhold runs a single worker. Recycling every
-5,000 requests halved the trivial endpoint's throughput under load and gave p99
-spikes of half a second.
+needs a shared rate-limit store (Redis); without one, Keyhold runs a single worker.
+Recycling every 5,000 requests halved the trivial endpoint's throughput under load
+and gave p99 spikes of half a second.
 """
 
 import multiprocessing

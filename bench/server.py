@@ -134,9 +134,13 @@ def resolved(env: dict[str, str]) -> dict:
         return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
 
 
+def shape(workers: int, threads: int) -> str:
+    """``2 workers × 4 threads``, ``1 worker × 1 thread``."""
+    return f"{workers} worker{'s' * (workers != 1)} × {threads} thread{'s' * (threads != 1)}"
+
+
 def config_summary(conf: dict) -> str:
-    workers = f"{conf['workers']} worker{'s' if conf['workers'] != 1 else ''}"
     return (
-        f"gunicorn {conf['worker_class']}, {workers} × {conf['threads']} threads, "
+        f"gunicorn {conf['worker_class']}, {shape(conf['workers'], conf['threads'])}, "
         f"max_requests {conf['max_requests']}"
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.env import REDIS_URL, app_env, database, redis_available, shared_limits
 from bench.http import CONCURRENCY, STATUS, TRIVIAL, load, precheck, prepare
-from bench.server import gunicorn
+from bench.server import gunicorn, shape
 from bench.stats import Results, Row, Sample
 
 SETTINGS = (
@@ -48,8 +48,7 @@ def run(results: Results, folder: Path, reps: int) -> None:
                 precheck(server, endpoints, cookies)
                 runs = load(server, endpoints, cookies, reps, CONCURRENCY, 4)
                 rss = max(server.worker_rss())
-            name = f"{workers} worker{'s' if workers != 1 else ''} × {threads} thread"
-            name += "s" if threads != 1 else ""
+            name = shape(workers, threads)
             if max_requests:
                 name += f", max_requests {max_requests}"
             for endpoint, found in runs.items():
