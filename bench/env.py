@@ -97,7 +97,8 @@ def database(kind: str, folder: Path) -> Iterator[Database]:
     if kind == "sqlite":
         path = folder / f"bench-{secrets.token_hex(4)}.sqlite3"
         yield Database(kind, f"sqlite:///{path}")
-        path.unlink(missing_ok=True)
+        for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):  # the log beside it
+            path.with_name(name).unlink(missing_ok=True)
         return
     name = f"keyhold_bench_{secrets.token_hex(6)}"
     with _pg_admin() as conn:

@@ -12,9 +12,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from webapp.config import load_config, load_secrets
 from webapp.crypto import Keyring
 from webapp.extensions import (
+    configure_sqlite,
     csrf,
     db,
-    enforce_sqlite_foreign_keys,
     limiter,
     login_manager,
     migrate,
@@ -77,7 +77,7 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     with app.app_context():
-        enforce_sqlite_foreign_keys(db.engine)
+        configure_sqlite(db.engine)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)

@@ -35,17 +35,25 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=default_rate_key, default_limits=[default_limit], on_breach=on_breach)
 
 
-def enforce_sqlite_foreign_keys(engine: Engine) -> None:
-    """Make SQLite honour foreign keys (ON DELETE CASCADE / SET NULL) on every connection.
+def configure_sqlite(engine: Engine) -> None:
+    """Set up every SQLite connection: foreign keys honoured, and a write-ahead log.
 
-    SQLite ignores them unless each connection asks; without this, deleting a
-    user left their keys and tokens behind for whoever got the id next.
+    SQLite ignores foreign keys (ON DELETE CASCADE / SET NULL) unless each
+    connection asks; without them, deleting a user left their keys and tokens
+    behind for whoever got the id next. In its default journal mode a commit
+    waits until no request is reading, and every read waits out a commit, so
+    one long read (an export, a rotation batch) stalls every save behind it and
+    a busy worker fails writes with "database is locked". The write-ahead log
+    lets readers and one writer go on together, each reader on a consistent
+    snapshot; it is a property of the file, kept once set (an in-memory
+    database stays as it is).
     """
     if engine.dialect.name != "sqlite":
         return
 
     @event.listens_for(engine, "connect")
-    def _foreign_keys_on(dbapi_connection, _record) -> None:
+    def _on_connect(dbapi_connection, _record) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
