@@ -219,6 +219,19 @@ def test_api_answers_429_in_json_and_pages_in_html(limited):
     assert_limited_page(client.get("/keys/"))
 
 
+def test_answers_that_went_through_tell_the_budget_but_ask_no_one_to_wait(limited):
+    app = limited(RATELIMIT_DEFAULT="3/minute")
+    client = app.test_client()
+    AuthActions(client).register()
+    for remaining in ("2", "1", "0"):
+        response = client.get("/api/providers")
+        assert response.status_code == 200
+        assert response.headers["X-RateLimit-Remaining"] == remaining
+        assert "Retry-After" not in response.headers
+    refused = client.get("/api/providers")
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+
+
 def test_password_checks_are_limited_for_a_signed_in_session(limited):
     app = limited(RATELIMIT_LOGIN_ACCOUNT="2/minute")
     client = app.test_client()

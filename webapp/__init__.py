@@ -19,6 +19,7 @@ from webapp.extensions import (
     login_manager,
     migrate,
 )
+from webapp.ratelimit import retry_after_only_when_refused
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,6 +81,8 @@ def register_extensions(app: Flask) -> None:
         configure_sqlite(db.engine)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
+    # after_request functions run last-registered first: this one runs after Flask-Limiter's.
+    app.after_request(retry_after_only_when_refused)
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

@@ -24,6 +24,7 @@ from flask_login import current_user
 from limits import parse
 
 if TYPE_CHECKING:
+    from flask import Response
     from flask_limiter import RequestLimit
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,19 @@ def account_rate_key(email: str | None) -> str:
     """The key for attempts at one account; a digest keeps addresses out of the store."""
     digest = hashlib.sha256((email or "").strip().lower().encode()).hexdigest()[:32]
     return f"login-account:{digest}"
+
+
+def retry_after_only_when_refused(response: Response) -> Response:
+    """Keep ``Retry-After`` on refusals (429, 503) alone.
+
+    Flask-Limiter puts it, with the budget's reset time, on every response it
+    counts; on an answer that went through it would tell a client to wait when
+    nothing was refused. The budget itself stays in the ``X-RateLimit-*``
+    headers. Registered before Flask-Limiter, so that it runs after it.
+    """
+    if response.status_code not in (429, 503):
+        response.headers.pop("Retry-After", None)
+    return response
 
 
 def configured(name: str) -> Callable[[], str]:
