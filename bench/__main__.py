@@ -21,6 +21,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=3, help="repetitions of each figure")
     parser.add_argument("--no-docs", action="store_true", help="print only; leave the docs")
     parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=None,
+        help="wrk's open connections in the HTTP suite (default 16; 1 shows a request's own "
+        "cost, with no other request waiting for the interpreter)",
+    )
     return parser.parse_args(argv)
 
 
@@ -43,7 +50,7 @@ def main(argv: list[str]) -> int:
     with workdir() as folder:
         for suite in suites:
             print(f"== {suite}", file=sys.stderr, flush=True)
-            _run_suite(suite, results, folder, kinds, args.reps)
+            _run_suite(suite, results, folder, kinds, args)
     results.conditions.append(f"load average (1/5/15 min) at the end: {report.load_average()}")
     seconds = time.monotonic() - clock
     command = "make bench" if not argv else "python -m bench " + " ".join(argv)
@@ -56,9 +63,10 @@ def main(argv: list[str]) -> int:
     return 1 if results.missed else 0
 
 
-def _run_suite(suite: str, results: Results, folder, kinds: list[str], reps: int) -> None:
+def _run_suite(suite: str, results: Results, folder, kinds: list[str], args) -> None:
     from bench.env import database
 
+    reps = args.reps
     if suite == "crypto":
         from bench import crypto
 
@@ -75,7 +83,8 @@ def _run_suite(suite: str, results: Results, folder, kinds: list[str], reps: int
     elif suite == "http":
         from bench import http
 
-        http.run(results, folder, kinds, max(reps, 5))
+        connections = {"connections": args.connections} if args.connections else {}
+        http.run(results, folder, kinds, max(reps, 5), **connections)
     elif suite == "fanout":
         from bench import fanout
 

@@ -113,7 +113,13 @@ def limits_for(kind: str) -> AbstractContextManager[dict[str, str]]:
     return nullcontext({})
 
 
-def measure(kind: str, folder: Path, reps: int, settings: dict[str, str] | None = None):
+def measure(
+    kind: str,
+    folder: Path,
+    reps: int,
+    settings: dict[str, str] | None = None,
+    connections: int = CONCURRENCY,
+):
     settings = {"GUNICORN_ACCESSLOG": str(folder / "access.log"), **(settings or {})}
     with database(kind, folder) as db_info, limits_for(kind) as limits:
         cookies, endpoints = prepare(db_info, folder)
@@ -121,7 +127,7 @@ def measure(kind: str, folder: Path, reps: int, settings: dict[str, str] | None 
         with gunicorn(env, folder / "gunicorn.log", **settings) as server:
             precheck(server, endpoints, cookies)
             rss_idle = server.worker_rss()
-            runs = load(server, endpoints, cookies, reps, CONCURRENCY, DURATION)
+            runs = load(server, endpoints, cookies, reps, connections, DURATION)
             rss_after = server.worker_rss()
             restarts = server.log_text().count("Booting worker") - len(rss_after)
     return runs, rss_idle, rss_after, restarts, server.conf
@@ -131,12 +137,16 @@ def _metric(runs: list[dict[str, float]], key: str, scale: float, unit: str, dig
     return Sample([r[key] * scale for r in runs], unit, digits)
 
 
-def run(results: Results, folder: Path, kinds: list[str], reps: int) -> None:
+def run(
+    results: Results, folder: Path, kinds: list[str], reps: int, connections: int = CONCURRENCY
+) -> None:
     for kind in kinds:
-        runs, rss_idle, rss_after, restarts, conf = measure(kind, folder, reps)
+        runs, rss_idle, rss_after, restarts, conf = measure(
+            kind, folder, reps, connections=connections
+        )
         store = "memory" if conf["_limits_per_process"] else "Redis"
         label = "SQLite" if kind == "sqlite" else "PostgreSQL"
-        _report(results, label, runs)
+        _report(results, label, runs, connections)
         results.add(
             Row(
                 "6. Memory",
@@ -148,12 +158,14 @@ def run(results: Results, folder: Path, kinds: list[str], reps: int) -> None:
         )
         results.conditions.append(
             f"HTTP ({label}): {config_summary(conf)}, rate limits in {store}; "
-            f"wrk 1 thread, {CONCURRENCY} connections, "
+            f"wrk 1 thread, {connections} connections, "
             f"{DURATION} s per run; {USERS:,} users × 4 keys"
         )
 
 
-def _report(results: Results, label: str, runs: dict[str, list[dict[str, float]]]) -> None:
+def _report(
+    results: Results, label: str, runs: dict[str, list[dict[str, float]]], connections: int
+) -> None:
     section = "1. HTTP"
     trivial = _metric(runs[TRIVIAL[0]], "rps", 1, "req/s", 0)
     trivial_cpu = _metric(runs[TRIVIAL[0]], "cpu_us", 1, "µs", 0)
@@ -166,7 +178,7 @@ def _report(results: Results, label: str, runs: dict[str, list[dict[str, float]]
             Row(section, f"{endpoint}, {label}: p50", _metric(found, "p50_us", 1e-3, "ms", 1)),
             Row(
                 section,
-                f"{endpoint}, {label}: p99",
+                f"{endpoint}, {label}: p99 at {connections} connections",
                 p99,
                 f"< {TARGET_P99_MS:g} ms" if checked else "",
                 p99_met,
