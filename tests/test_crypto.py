@@ -111,6 +111,18 @@ def test_old_secret_still_reads_and_rewrap_moves_to_current():
     assert Keyring(CURRENT).decrypt(scope, rewrapped) == PLAIN
 
 
+@pytest.mark.parametrize("written", [OLD + "\n", " " + OLD])
+def test_an_old_secret_reads_as_it_was_given_when_it_was_current(written):
+    # The current secret is used as given (here as read from a file, newline and all); moved
+    # to the old secrets, possibly in a list written "a, b", it must still read its rows.
+    scope = KeyScope.for_user(7, "anthropic")
+    sealed = Keyring(written).encrypt(scope, PLAIN)
+    listed = f"{CURRENT},{written}".split(",")
+    assert Keyring(CURRENT, listed).decrypt(scope, sealed) == PLAIN
+    trimmed = Keyring(OLD).encrypt(scope, PLAIN)
+    assert Keyring(CURRENT, f"{CURRENT}, {OLD}".split(",")).decrypt(scope, trimmed) == PLAIN
+
+
 def test_unknown_secret_version_is_a_clear_error():
     scope = KeyScope.for_user(7, "anthropic")
     sealed_old = Keyring(OLD).encrypt(scope, PLAIN)

@@ -89,9 +89,11 @@ class Keyring:
         self.current_version = secret_id(current)
         self._secrets: dict[str, bytes] = {self.current_version: current.encode()}
         for secret in old:
-            secret = secret.strip()
-            if secret:
-                self._secrets.setdefault(secret_id(secret), secret.encode())
+            # As given and trimmed: a secret that was current with a trailing newline (read
+            # from a file) keeps its id when it moves here, and "a, b" still names b.
+            for candidate in dict.fromkeys((secret, secret.strip())):
+                if candidate.strip():
+                    self._secrets.setdefault(secret_id(candidate), candidate.encode())
         # Derivation is cheap but not free; each (version, owner) is derived once.
         self._fernet = lru_cache(maxsize=8192)(self._make_fernet)
         self._mac_key = lru_cache(maxsize=16)(self._make_mac_key)
