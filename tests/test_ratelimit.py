@@ -21,6 +21,7 @@ import redis
 
 from tests.conftest import PASSWORD, AuthActions
 from tests.helpers import drop_redis_keys
+from tests.token_helpers import ALICE, call, issue
 from webapp.audit.models import AuditEvent
 from webapp.auth.services import find_user
 from webapp.extensions import db
@@ -35,25 +36,26 @@ WRONG = "not the password at all"
 @pytest.fixture
 def limited(make_app):
     """``limited(**config)``: an app with limits on, counting in a store of its own."""
-    prefixes: list[str] = []
+    used: set[tuple[str, str]] = set()  # (store, prefix)
 
     def factory(store: str = STORE, **config):
-        prefix = f"keyhold-test-{uuid.uuid4().hex}"
-        prefixes.append(prefix)
+        """Pass RATELIMIT_STORAGE_OPTIONS of an earlier app to count in the same place."""
+        options = config.pop("RATELIMIT_STORAGE_OPTIONS", None)
+        options = options or {"key_prefix": f"keyhold-test-{uuid.uuid4().hex}"}
+        used.add((store, options["key_prefix"]))
         config.setdefault("RATELIMIT_LOGIN_IP", "100/minute")
         config.setdefault("RATELIMIT_LOGIN_ACCOUNT", "100/minute")
         return make_app(
             RATELIMIT_ENABLED=True,
             RATELIMIT_STORAGE_URI=store,
-            RATELIMIT_STORAGE_OPTIONS={"key_prefix": prefix},
+            RATELIMIT_STORAGE_OPTIONS=options,
             **config,
         )
 
     yield factory
-    for store in {STORE, SHARED_STORE}:
+    for store, prefix in used:
         if store.startswith("redis://"):
-            for prefix in prefixes:
-                drop_redis_keys(store, f"{prefix}*")
+            drop_redis_keys(store, f"{prefix}*")
 
 
 def register(app, email: str = "alice@example.com") -> None:
@@ -289,3 +291,22 @@ def test_two_app_instances_share_the_count_through_redis(limited, db_url, tmp_pa
     # Control: with per-process memory stores, neither process knows of the other.
     alone = {**config, "RATELIMIT_STORAGE_URI": "memory://"}
     assert _other_process(db_url, alone, 3) == [400, 400, 400]
+
+
+def test_instances_told_apart_by_a_key_prefix_keep_their_own_token_budgets(limited):
+    # Two Keyhold instances on one Redis database, as RATELIMIT_KEY_PREFIX allows. Here they
+    # share a database too, so the same token works on both: its budgets must still be two.
+    first = limited(SHARED_STORE, RATELIMIT_TOKEN="2/minute", RATELIMIT_KEY_PREFIX="first")
+    options = first.config["RATELIMIT_STORAGE_OPTIONS"]
+    second = limited(
+        SHARED_STORE,
+        RATELIMIT_TOKEN="2/minute",
+        RATELIMIT_KEY_PREFIX="second",
+        RATELIMIT_STORAGE_OPTIONS=options,
+    )
+    AuthActions(first.test_client()).register(ALICE)
+    _, token = issue(first)
+    on_first, on_second = first.test_client(), second.test_client()
+    status = "/api/api-keys/status"
+    assert [call(on_first, "GET", status, token).status_code for _ in range(3)] == [200, 200, 429]
+    assert [call(on_second, "GET", status, token).status_code for _ in range(3)] == [200, 200, 429]

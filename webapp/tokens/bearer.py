@@ -145,20 +145,26 @@ def _limits_on() -> bool:
     return bool(current_app.config.get("RATELIMIT_ENABLED") and limiter.enabled)
 
 
+def _key(scope: str, ident: str) -> tuple[str, ...]:
+    """The parts of a counter's key; under RATELIMIT_KEY_PREFIX like every other limit's, so
+    instances sharing one Redis database keep apart token budgets of the same id."""
+    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX")
+    return (prefix, scope, ident) if prefix else (scope, ident)
+
+
 def _hit(setting: str, scope: str, ident: str) -> bool:
     """Count one request against the limit; False when it is over."""
     if not _limits_on():
         return True
-    results = [
-        limiter.limiter.hit(item, scope, ident) for item in parse_many(current_app.config[setting])
-    ]
+    key = _key(scope, ident)
+    results = [limiter.limiter.hit(item, *key) for item in parse_many(current_app.config[setting])]
     return all(results)
 
 
 def _too_many(setting: str, scope: str, ident: str) -> Response:
     reset = time.time()
     for item in parse_many(current_app.config[setting]):
-        stats = limiter.limiter.get_window_stats(item, scope, ident)
+        stats = limiter.limiter.get_window_stats(item, *_key(scope, ident))
         if stats.remaining <= 0:
             reset = max(reset, stats.reset_time)
     response = make_response(error_response(429))
