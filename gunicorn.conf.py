@@ -54,9 +54,13 @@ def on_starting(server) -> None:
 
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-# A validate-all waits for the slowest provider (10 s by default) plus margin.
+# The heartbeat: a worker whose main loop is silent this long is killed and replaced. With
+# threads it does not bound a request (key checks are bounded by VALIDATION_TIMEOUT).
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+# On SIGTERM, running requests get this long to finish. The longest is a validate-all of
+# every provider: two rounds of VALIDATION_MAX_WORKERS checks at VALIDATION_TIMEOUT (2 x 10 s
+# by default) and a little more, so it must outlast that or the last answers are cut off.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
 # Each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new connections
 # over them. On one shared socket, the first worker to wake accepts a whole burst of keep-alive

@@ -48,6 +48,20 @@ def test_development_generates_secrets_once(clean_env, caplog):
     assert again.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{clean_env / 'keyhold.sqlite3'}"
 
 
+def test_a_relative_instance_path_is_taken_from_the_working_directory(
+    clean_env, monkeypatch, tmp_path
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KEYHOLD_INSTANCE_PATH", "state")
+    app = create_app()
+    assert app.instance_path == str(tmp_path / "state")
+    assert (tmp_path / "state" / "encryption_secret").exists()
+    assert (
+        app.config["SQLALCHEMY_DATABASE_URI"]
+        == f"sqlite:///{tmp_path / 'state' / 'keyhold.sqlite3'}"
+    )
+
+
 def test_each_generated_secret_says_what_losing_it_means(clean_env, caplog):
     caplog.set_level(logging.WARNING)
     create_app()

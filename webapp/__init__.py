@@ -40,7 +40,10 @@ CONTENT_SECURITY_POLICY = "; ".join(
 def create_app(config_overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__,
-        instance_path=os.environ.get("KEYHOLD_INSTANCE_PATH") or str(ROOT / "instance"),
+        # Flask wants it absolute; a relative one is taken from the working directory.
+        instance_path=os.path.abspath(
+            os.environ.get("KEYHOLD_INSTANCE_PATH") or str(ROOT / "instance")
+        ),
         instance_relative_config=True,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
