@@ -9,6 +9,9 @@ PORT   ?= 5000
 .PHONY: run serve install install-dev test lint format migrate clean bench screenshots
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "Keyhold needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version 2>&1)." \
+	  "Run with PYTHON=python3.12 (for example)."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
