@@ -92,6 +92,7 @@ MODES = (
     "echo_models",  # ...or in the "model ids" of a successful answer
     "trickle",  # the status line and headers one byte per ``interval`` seconds, never ending
     "blocked",  # refused before the key is looked at (region, edge or network block)
+    "nested",  # a hostile server: a 200 of JSON nested deeper than any parser recurses
 )
 #: a trickling answer gives up after this long, so a client that never does cannot keep
 #: the emulator's thread forever
@@ -254,6 +255,10 @@ class Emulator:
             return Reply(403, _BLOCK_PAGE, headers={"Content-Type": "text/html"}, raw=True)
         if mode == "blocked":
             return answers["blocked"]("")
+        if mode == "nested":
+            depth = 100_000
+            body = "[" * depth + "]" * depth
+            return Reply(200, body, headers={"Content-Type": "application/json"}, raw=True)
         if mode == "garbage":
             return Reply(
                 200,

@@ -71,6 +71,22 @@ def test_an_outage_is_an_error_not_invalid(make_app, emulator):
     assert "the provider rejects this key" not in client.get("/keys/").get_data(as_text=True)
 
 
+def test_a_hostile_answer_spoils_only_its_own_check(make_app, emulator):
+    app = make_app()
+    client = signed_in(app)
+    checked_openai(app, emulator, client)
+    store_key(app, emulator, "mistral", emulator.valid_key("mistral"))
+    emulator.set_mode("openai", "nested")
+    result = revalidate(app)
+    assert result.exit_code == 0, result.output
+    assert "1 valid" in result.output and "1 provider error" in result.output
+    assert (row_of(app, "openai").status, row_of(app, "openai").is_valid) == (
+        "provider_error",
+        True,
+    )
+    assert row_of(app, "mistral").status == "valid"
+
+
 def test_global_keys_are_checked_too(make_app, emulator):
     app = make_app()
     key = emulator.valid_key("groq")

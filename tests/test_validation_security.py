@@ -109,6 +109,32 @@ def test_a_redirect_to_another_host_does_not_carry_the_key(make_app, emulator, e
     assert len(emulator.received()) == 1
 
 
+def test_a_redirect_no_url_parser_reads_is_a_provider_error(make_app, emulator):
+    app = make_app()
+    client = signed_in(app)
+    store_key(app, emulator, "openai", emulator.valid_key("openai"))
+    emulator.set_mode("openai", "redirect", location="http://[not-an-address")
+    row = dashboard_row(page(validate(client, "openai")), "openai")
+    assert badge(row) == "Provider error" and "another address" in row
+
+
+@pytest.mark.parametrize("provider", ["openai", "custom"])
+def test_json_nested_past_any_parser_is_a_provider_error(make_app, emulator, provider):
+    # A server anyone can point a custom endpoint at may answer anything at all.
+    app = app_for(make_app, provider)
+    client = signed_in(app)
+    store_key(app, emulator, provider, emulator.valid_key(provider))
+    emulator.set_mode(provider, "nested")
+    row = dashboard_row(page(validate(client, provider)), provider)
+    assert badge(row) == "Provider error"
+    saved = client.post(
+        f"/keys/{provider}",
+        data={"api_key": emulator.valid_key(provider), **emulator.endpoint_config(provider)},
+    )
+    assert saved.status_code == 302
+    assert row_of(app, provider).status == "provider_error"
+
+
 def test_a_redirect_on_save_does_not_carry_the_key_either(make_app, emulator, elsewhere):
     app = make_app()
     client = signed_in(app)

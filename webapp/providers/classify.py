@@ -218,6 +218,14 @@ def no_answer(failure: NoAnswer) -> CheckResult:
     )
 
 
+def _host(answer: Answer) -> str:
+    """Where a redirect points, for the message; a Location no URL parser reads is no host."""
+    try:
+        return urlsplit(answer.headers.get("location", "")).hostname or "another address"
+    except ValueError:
+        return "another address"
+
+
 def classify(
     provider: Provider,
     answer: Answer,
@@ -255,15 +263,14 @@ def classify(
         )
 
     if 300 <= status < 400:
-        target = urlsplit(answer.headers.get("location", "")).hostname or "another address"
         return result(
             PROVIDER_ERROR,
-            f"The provider redirected the check to {scrub(target, key)}; Keyhold does not "
-            "follow redirects, so the key was not sent there.",
+            f"The provider redirected the check to {scrub(_host(answer), key)}; Keyhold does "
+            "not follow redirects, so the key was not sent there.",
         )
     try:
         data = json.loads(answer.body) if answer.body.strip() else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested past Python's limit
         data = None
     if data is None:
         outcome = _by_status(status)

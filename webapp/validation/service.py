@@ -147,6 +147,10 @@ def _outcome(future: Future[CheckResult], wait_until: float, start: float) -> Ch
         waited = time.monotonic() - start
         message = f"The check did not finish within {waited:.0f} s and was abandoned."
         return no_answer(NoAnswer("timeout", message, int(waited * 1000)))
+    except Exception as exc:  # one check gone wrong must not take the others' results with it
+        log.error("a key check failed inside Keyhold: %s", type(exc).__name__)
+        waited = int((time.monotonic() - start) * 1000)
+        return no_answer(NoAnswer("error", "The check could not be completed.", waited))
 
 
 def _record(
