@@ -105,6 +105,15 @@ def test_malformed_json_is_400(admin_client, method, path, body):
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
+def test_json_nested_as_deep_as_the_parser_allows_is_400(admin_client, method, path, body):
+    for depth in (400, 800):
+        data = '{"provider": ' * depth + '"groq"' + "}" * depth
+        response = raw(admin_client, method, path, data)
+        assert response.status_code == 400, depth
+        assert error_of(response)["code"] in ("malformed_json", "invalid_body")
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
 def test_a_body_that_is_not_an_object_is_400(admin_client, method, path, body):
     for data in ("[]", '"text"', "42", "null"):
         response = raw(admin_client, method, path, data)

@@ -28,19 +28,26 @@ def _reject_constant(name: str) -> Any:
 
 
 def _text_problem(value: Any) -> bool:
-    """Whether any string in ``value`` (keys included) cannot be stored as text."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return True
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_text_problem(k) or _text_problem(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_text_problem(v) for v in value)
+    """Whether any string in ``value`` (keys included) cannot be stored as text.
+
+    A walk with a list, not recursion: a body nested as deep as the JSON parser
+    allows must not run out of stack here.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 
