@@ -77,6 +77,7 @@ def test_activity_filters_by_provider_and_action(app, alice):
         ("provider=nosuch", "Unknown provider."),
         ("action=key.explode", "Unknown action."),
         ("before=yesterday", "An event id, or a time"),
+        ("before=0001-01-01T00:00:00%2B01:00", "between the years 1 and 9999"),
     ],
 )
 def test_a_bad_filter_is_a_clear_400(alice, query, message):
@@ -163,6 +164,7 @@ def test_the_api_pages_and_filters(app, alice):
         ("provider=nosuch", "provider"),
         ("action=nope", "action"),
         ("before=2026-01-01T00:00:00", "before"),
+        ("before=9999-12-31T23:00:00-05:00", "before"),
         ("colour=blue", "colour"),
     ],
 )

@@ -132,6 +132,9 @@ def test_the_api_sets_reminders_with_the_key_and_on_their_own(app, alice):
     [
         ({"expires_at": "soon"}, 422, "invalid_input"),
         ({"expires_at": day(-3)}, 422, "invalid_input"),
+        # Times UTC cannot hold once their offset is applied: judged, not a crash.
+        ({"expires_at": "0001-01-01T00:00:00+01:00"}, 422, "invalid_input"),
+        ({"expires_at": "9999-12-31T23:00:00-05:00"}, 422, "invalid_input"),
         ({"expires_at": 20270131}, 400, "invalid_body"),
         ({}, 400, "invalid_body"),
     ],

@@ -9,7 +9,7 @@ trail is, and rows written meanwhile never shift what the reader sees.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from webapp.audit.actions import ACTIONS, FAMILIES
 from webapp.audit.models import AuditEvent
@@ -97,7 +97,12 @@ def _parse_before(value: str, problems: dict[str, str]) -> tuple[int | None, dat
         else:
             if moment.tzinfo is None:
                 problems["before"] = "Give the time zone, e.g. 2026-01-31T12:00:00Z."
-            return None, moment
+                return None, moment
+            try:
+                return None, moment.astimezone(UTC)
+            except OverflowError:  # within hours of year 1 or 9999, which UTC cannot hold
+                problems["before"] = "Give a time between the years 1 and 9999 in UTC."
+                return None, None
     problems.setdefault("before", "An event id, or a time such as 2026-01-31T12:00:00Z.")
     return None, None
 

@@ -38,6 +38,15 @@ def days_left(expires_at: datetime, now: datetime | None = None) -> int:
     return (expires_at.date() - (now or utcnow()).date()).days
 
 
+def _utc_day(moment: datetime) -> date:
+    if moment.tzinfo is None:
+        return moment.date()
+    try:
+        return moment.astimezone(UTC).date()
+    except OverflowError:  # within hours of year 1 or 9999: out of range by a day's error
+        return moment.date()
+
+
 def parse_expiry(value: Any, field: str = "expires_at") -> datetime | None:
     """A reminder date from a form or JSON: a ``date``, ``YYYY-MM-DD`` or ISO time, or None.
 
@@ -49,7 +58,7 @@ def parse_expiry(value: Any, field: str = "expires_at") -> datetime | None:
         return None
     day: date | None = None
     if isinstance(value, datetime):
-        day = value.astimezone(UTC).date() if value.tzinfo else value.date()
+        day = _utc_day(value)
     elif isinstance(value, date):
         day = value
     elif isinstance(value, str):
@@ -61,7 +70,7 @@ def parse_expiry(value: Any, field: str = "expires_at") -> datetime | None:
             except ValueError:
                 moment = None
             if moment is not None:
-                day = moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
+                day = _utc_day(moment)
     if day is None:
         raise InvalidKeyInput(
             "The expiry date was not understood.", {field: "Give a date such as 2027-01-31."}
