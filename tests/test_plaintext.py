@@ -6,10 +6,11 @@ import logging
 import socket
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from tests.conftest import SECRET
 from tests.fakekeys import fake_key
+from tests.token_helpers import audit_rows
 from webapp.extensions import db
 
 
@@ -143,3 +144,42 @@ def test_plaintext_is_nowhere_after_everything_a_key_goes_through(make_app, emul
     for key in keys.values():
         assert key not in logged
         assert key not in dump_text and key.encode() not in raw
+
+
+def test_a_database_failure_while_saving_logs_none_of_the_stored_values(make_app, caplog):
+    caplog.set_level(logging.DEBUG)
+    # As served: an unhandled error is logged and answered with the error page.
+    dead = f"http://127.0.0.1:{closed_port()}"
+    app = make_app(PROVIDER_BASE_URLS={"groq": dead}, PROPAGATE_EXCEPTIONS=False)
+    client = app.test_client()
+    from tests.conftest import AuthActions
+
+    AuthActions(client).register()
+
+    def fail_key_writes(_conn, _cursor, statement, parameters, _context, _many):
+        # The database refuses the write (a full disk, a failover) with the values bound.
+        if "user_api_keys" in statement and statement.lstrip().upper().startswith("INSERT"):
+            return statement.replace("user_api_keys", "no_such_table", 1), parameters
+        return statement, parameters
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", fail_key_writes, retval=True)
+    try:
+        key = fake_key("groq")
+        response = client.post("/keys/groq", data={"api_key": key})
+    finally:
+        event.remove(engine, "before_cursor_execute", fail_key_writes)
+    assert response.status_code == 500
+    logged = "\n".join(
+        r.getMessage()
+        + str(r.__dict__)
+        + (logging.Formatter().formatException(r.exc_info) if r.exc_info else "")
+        for r in caplog.records
+    )
+    assert "no_such_table" in logged  # the failure is logged, statement and all...
+    assert "gAAAAA" not in logged  # ...but no ciphertext (Fernet tokens start so)
+    assert key not in logged and key not in response.get_data(as_text=True)
+    # The attempt is in the audit trail as failed, and the error logged is the database's.
+    assert [row.outcome for row in audit_rows(app, "key.set")] == ["failed"]
+    assert "PendingRollbackError" not in logged

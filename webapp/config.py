@@ -201,12 +201,13 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     # A database server may drop idle connections (restarts, failovers, idle timeouts):
     # test each one as the pool hands it out. A SQLite file cannot go away like that, so
     # it is spared the extra round trip on every request.
-    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
-    if "pool_pre_ping" not in options:
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
-            **options,
-            "pool_pre_ping": not uri.startswith("sqlite"),
-        }
+    # A database error's message lists the values bound to its statement (ciphertext, key
+    # hashes, password hashes), and an unhandled one is logged with it: leave them out.
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        "pool_pre_ping": not uri.startswith("sqlite"),
+        "hide_parameters": True,
+        **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+    }
     try:
         # instance/ holds development secrets, the SQLite file and the setup token.
         os.makedirs(app.instance_path, mode=0o700, exist_ok=True)

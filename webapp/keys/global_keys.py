@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from webapp import monitoring
-from webapp.audit.service import RequestInfo, record, record_failure
+from webapp.audit.service import RequestInfo, audited, record, record_failure
 from webapp.auth.models import User
 from webapp.crypto import KeyScope, current_keyring, fingerprint, mask_key
 from webapp.extensions import db
@@ -159,15 +159,11 @@ def _existing(provider_id: str) -> GlobalAPIKey:
 def delete_global_key(provider_id: str, *, actor: User, info: RequestInfo | None = None) -> None:
     row = _existing(provider_id)
     details = _details(row)
-    try:
+    with audited("global_key.delete", actor_id=actor.id, provider=provider_id, info=info):
         db.session.delete(row)
         record(
             "global_key.delete", actor_id=actor.id, provider=provider_id, info=info, details=details
         )
-        db.session.commit()
-    except Exception:
-        record_failure("global_key.delete", actor_id=actor.id, provider=provider_id, info=info)
-        raise
 
 
 def set_fallback(
@@ -175,7 +171,7 @@ def set_fallback(
 ) -> GlobalAPIKey:
     """Allow or stop users' fallback to the global key for one provider."""
     row = _existing(provider_id)
-    try:
+    with audited("global_key.fallback", actor_id=actor.id, provider=provider_id, info=info):
         row.fallback_enabled = enabled
         record(
             "global_key.fallback",
@@ -184,10 +180,6 @@ def set_fallback(
             info=info,
             details=_details(row, enabled=enabled),
         )
-        db.session.commit()
-    except Exception:
-        record_failure("global_key.fallback", actor_id=actor.id, provider=provider_id, info=info)
-        raise
     return row
 
 
@@ -198,12 +190,9 @@ def validate_global_key(
     provider = require_provider(provider_id)
     row = _existing(provider_id)
     result = app_checker().check(provider, decrypt_global(row), dict(row.config or {}))
-    try:
+    actor_id = actor.id
+    with audited("key.validate", actor_id=actor_id, provider=provider_id, info=info):
         apply_check(row, result)
-        record_check(row, result, actor_id=actor.id, info=info, trigger="manual")
-        db.session.commit()
-    except Exception:
-        record_failure("key.validate", actor_id=actor.id, provider=provider_id, info=info)
-        raise
-    monitoring.key_checked(actor.id, provider_id, result, ip=info and info.ip, key="global")
+        record_check(row, result, actor_id=actor_id, info=info, trigger="manual")
+    monitoring.key_checked(actor_id, provider_id, result, ip=info and info.ip, key="global")
     return result

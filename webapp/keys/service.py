@@ -19,7 +19,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from webapp import monitoring
-from webapp.audit.service import RequestInfo, record, record_failure
+from webapp.audit.service import RequestInfo, audited, record, record_failure
 from webapp.auth.models import User
 from webapp.crypto import (
     KeyDecryptionError,
@@ -232,6 +232,7 @@ def store_key(
     provider = require_provider(provider_id)
     sealed = current_keyring().encrypt(KeyScope.for_user(user.id, provider_id), api_key, config)
     hint = mask_key(api_key, provider.key_prefix)
+    user_id = user.id  # after a failed flush, reading it from ``user`` would need the database
     for attempt in range(2):
         row = _find(user.id, provider_id)
         created = row is None
@@ -277,7 +278,7 @@ def store_key(
             if attempt:
                 raise
         except Exception:
-            record_failure(action, actor_id=user.id, provider=provider_id, info=info)
+            record_failure(action, actor_id=user_id, provider=provider_id, info=info)
             raise
     raise AssertionError("unreachable")
 
@@ -389,24 +390,21 @@ def record_check(
 def delete_key(user: User, provider_id: str, *, info: RequestInfo | None = None) -> None:
     row = get_user_key_row(user, provider_id)
     details = _audit_details(row)
-    try:
+    user_id = user.id
+    with audited("key.delete", actor_id=user_id, provider=provider_id, info=info):
         db.session.delete(row)
-        record("key.delete", actor_id=user.id, provider=provider_id, info=info, details=details)
-        db.session.commit()
-        log.info(
-            "%s key deleted for user %s",
-            provider_id,
-            user.id,
-            extra={"event": "key.delete", "user_id": user.id, "provider": provider_id},
-        )
-    except Exception:
-        record_failure("key.delete", actor_id=user.id, provider=provider_id, info=info)
-        raise
+        record("key.delete", actor_id=user_id, provider=provider_id, info=info, details=details)
+    log.info(
+        "%s key deleted for user %s",
+        provider_id,
+        user_id,
+        extra={"event": "key.delete", "user_id": user_id, "provider": provider_id},
+    )
 
 
 def clear_keys(user: User, *, info: RequestInfo | None = None) -> int:
     rows = db.session.scalars(db.select(UserAPIKey).filter_by(user_id=user.id)).all()
-    try:
+    with audited("key.clear_all", actor_id=user.id, info=info):
         for row in rows:
             db.session.delete(row)
         record(
@@ -415,10 +413,6 @@ def clear_keys(user: User, *, info: RequestInfo | None = None) -> int:
             info=info,
             details={"count": len(rows), "providers": sorted(r.provider for r in rows)},
         )
-        db.session.commit()
-    except Exception:
-        record_failure("key.clear_all", actor_id=user.id, info=info)
-        raise
     return len(rows)
 
 

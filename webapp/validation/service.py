@@ -18,7 +18,7 @@ from typing import Any
 from flask import current_app
 
 from webapp import monitoring
-from webapp.audit.service import RequestInfo, record_failure
+from webapp.audit.service import RequestInfo, audited
 from webapp.auth.models import User
 from webapp.crypto import KeyDecryptionError
 from webapp.extensions import db
@@ -160,14 +160,11 @@ def _record(
     *,
     trigger: str,
 ) -> None:
-    try:
+    details = {"trigger": trigger}
+    with audited("key.validate", actor_id=user.id, info=info, details=details):
         for row, result in pairs:
             apply_check(row, result)
             record_check(row, result, actor_id=user.id, info=info, trigger=trigger)
-        db.session.commit()
-    except Exception:
-        record_failure("key.validate", actor_id=user.id, info=info, details={"trigger": trigger})
-        raise
     for row, result in pairs:
         monitoring.key_checked(
             user.id, row.provider, result, ip=info.ip if info else None, trigger=trigger
