@@ -206,6 +206,25 @@ def test_key_writes_are_limited_per_user(limited, emulator):
     assert save(bob).status_code == 302
 
 
+def test_the_pages_and_the_api_spend_one_key_write_budget(limited, emulator):
+    app = limited(RATELIMIT_KEY_WRITE="3/hour")
+    client = app.test_client()
+    AuthActions(client).register()
+    key = emulator.valid_key("groq")
+    assert client.post("/keys/groq", data={"api_key": key}).status_code == 302
+    assert (
+        client.post("/api/api-keys/set", json={"provider": "groq", "api_key": key}).status_code
+        == 200
+    )
+    reminder = client.post("/api/api-keys/expiry/groq", json={"expires_at": None})
+    assert reminder.status_code == 200
+    assert (
+        client.post("/api/api-keys/set", json={"provider": "groq", "api_key": key}).status_code
+        == 429
+    )
+    assert client.post("/keys/groq", data={"api_key": key}).status_code == 429
+
+
 def test_api_answers_429_in_json_and_pages_in_html(limited):
     app = limited(RATELIMIT_DEFAULT="2/minute")
     client = app.test_client()

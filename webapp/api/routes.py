@@ -21,10 +21,10 @@ from webapp.api import errors, openapi, payloads
 from webapp.api.body import NULLABLE_STR, fields, json_body
 from webapp.api.errors import ApiError
 from webapp.auth.models import User
-from webapp.extensions import csrf, limiter
+from webapp.extensions import csrf
 from webapp.keys import expiry, global_keys, service
+from webapp.keys.limits import key_writes
 from webapp.providers.catalog import Provider, all_providers
-from webapp.ratelimit import configured, user_rate_key
 from webapp.setup import service as setup
 from webapp.setup.limits import token_guesses
 from webapp.validation import service as validation
@@ -87,7 +87,7 @@ def providers():
 
 @bp.post("/api-keys/set")
 @login_required
-@limiter.limit(configured("RATELIMIT_KEY_WRITE"), key_func=user_rate_key)
+@key_writes
 def set_key():
     provider, api_key, extra, validate, expires_at = _key_submission(reminder=True)
     _, created = service.save_key(
@@ -122,7 +122,7 @@ def status():
 
 @bp.post("/api-keys/expiry/<provider>")
 @login_required
-@limiter.limit(configured("RATELIMIT_KEY_WRITE"), key_func=user_rate_key)
+@key_writes
 def set_expiry(provider: str):
     data = fields(json_body(), required={"expires_at": NULLABLE_STR})
     service.require_provider(provider)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from webapp.extensions import limiter
 from webapp.keys import expiry, service
 from webapp.keys.forms import ConfirmForm, ExpiryForm, UserKeyForm, key_form_class
+from webapp.keys.limits import key_writes
 from webapp.providers.catalog import PROVIDERS, Provider, get_provider
-from webapp.ratelimit import configured, user_rate_key
 from webapp.validation.service import saved_message
 from webapp.web import form_status, no_store, request_info
 
@@ -36,14 +35,6 @@ def dashboard():
     )
 
 
-_key_write_limit = limiter.shared_limit(
-    configured("RATELIMIT_KEY_WRITE"),
-    scope="key-write",
-    key_func=user_rate_key,
-    methods=["POST"],
-)
-
-
 def _edit_page(provider: Provider, status: service.KeyStatus, form, expiry_form):
     page = render_template(
         "keys/edit.html", provider=provider, form=form, status=status, expiry_form=expiry_form
@@ -57,7 +48,7 @@ def _reminder(status: service.KeyStatus) -> dict:
 
 @bp.route("/<provider_id>", methods=["GET", "POST"])
 @login_required
-@_key_write_limit
+@key_writes
 @no_store
 def edit(provider_id: str):
     provider = _provider_or_404(provider_id)
@@ -85,7 +76,7 @@ def edit(provider_id: str):
 
 @bp.post("/<provider_id>/expiry")
 @login_required
-@_key_write_limit
+@key_writes
 @no_store
 def set_expiry(provider_id: str):
     provider = _provider_or_404(provider_id)
