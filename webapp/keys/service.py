@@ -11,6 +11,7 @@ import hmac
 import logging
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -340,6 +341,23 @@ def _apply_check(row: Any, check: CheckResult | None) -> None:
         "http_status": check.http_status,
         "elapsed_ms": check.elapsed_ms,
     }
+
+
+def still_held(checked: Sequence[tuple[Any, str]]) -> list[bool]:
+    """For each (row, key_hash that was checked): whether the row still holds that key.
+
+    A check takes seconds, and meanwhile the owner may replace or delete the
+    key: the verdict on the old key must not land on the new one, nor an update
+    on a row that is gone. The rows (all of one kind) are read again and, where
+    the database can (PostgreSQL), locked until the caller commits.
+    """
+    if not checked:
+        return []
+    model = type(checked[0][0])
+    ids = [row.id for row, _ in checked]
+    query = db.select(model.id, model.key_hash).where(model.id.in_(ids)).with_for_update()
+    current = {row_id: key_hash for row_id, key_hash in db.session.execute(query)}
+    return [current.get(row.id) == key_hash for row, key_hash in checked]
 
 
 def apply_check(row: Any, check: CheckResult | None) -> None:

@@ -21,7 +21,13 @@ from webapp.audit.service import RequestInfo, record_failure
 from webapp.db_types import utcnow
 from webapp.extensions import db
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
-from webapp.keys.service import apply_check, decrypt_global, decrypt_row, record_check
+from webapp.keys.service import (
+    apply_check,
+    decrypt_global,
+    decrypt_row,
+    record_check,
+    still_held,
+)
 from webapp.providers.catalog import INVALID
 from webapp.validation.service import Job, check_in_parallel, jobs_for
 
@@ -93,8 +99,12 @@ def _record(
     owners = [job.row.user_id if kind == "user" else None for job in jobs]
     providers = [job.row.provider for job in jobs]
     turned = []
+    held = [True] * len(jobs)
     try:
-        for job, result, owner in zip(jobs, results, owners, strict=True):
+        held = still_held([(job.row, job.key_hash) for job in jobs])
+        for job, result, owner, keep in zip(jobs, results, owners, held, strict=True):
+            if not keep:  # replaced or deleted while it was being checked
+                continue
             was_invalid = job.row.is_valid is False
             apply_check(job.row, result)
             record_check(
@@ -107,7 +117,9 @@ def _record(
         record_failure("key.validate", info=info, details={"trigger": "revalidate"})
         raise
     report.turned_invalid.extend(turned)
-    for result, owner, provider in zip(results, owners, providers, strict=True):
+    for result, owner, provider, keep in zip(results, owners, providers, held, strict=True):
+        if not keep:
+            continue
         report.checked += 1
         report.by_status[result.status] += 1
         monitoring.key_checked(owner, provider, result, ip=None, trigger="revalidate")

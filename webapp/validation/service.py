@@ -29,6 +29,7 @@ from webapp.keys.service import (
     get_user_key_row,
     record_check,
     require_provider,
+    still_held,
 )
 from webapp.providers.catalog import (
     FORBIDDEN,
@@ -58,6 +59,7 @@ def validate_key(
     """Check the user's stored key for ``provider_id`` and record the outcome."""
     provider = require_provider(provider_id)
     row = get_user_key_row(user, provider_id)
+    checked_hash = row.key_hash
     result = app_checker().check(
         provider,
         decrypt_row(row),
@@ -65,17 +67,19 @@ def validate_key(
         deep=deep,
         known_models=list(row.models or []),
     )
-    _record(user, [(row, result)], info, trigger="deep" if deep else "manual")
+    _record(user, [(row, checked_hash, result)], info, trigger="deep" if deep else "manual")
     return result
 
 
 @dataclass(frozen=True)
 class Job:
-    """One stored key to check: its row (a user's or a global key) and its plaintext."""
+    """One stored key to check: its row (a user's or a global key), its plaintext, and the
+    row's key_hash when it was read (the row may hold another key by the time it answers)."""
 
     row: Any
     provider: Provider
     key: str = field(repr=False)
+    key_hash: str = ""
 
 
 def jobs_for(rows: Iterable[Any], decrypt: Callable[[Any], str]) -> tuple[list[Job], list[Any]]:
@@ -86,7 +90,7 @@ def jobs_for(rows: Iterable[Any], decrypt: Callable[[Any], str]) -> tuple[list[J
         if provider is None:
             continue
         try:
-            jobs.append(Job(row, provider, decrypt(row)))
+            jobs.append(Job(row, provider, decrypt(row), row.key_hash))
         except KeyDecryptionError:
             unreadable.append(row)
     return jobs, unreadable
@@ -133,10 +137,11 @@ def validate_all(user: User, *, info: RequestInfo | None = None) -> dict[str, Ch
         log.error("skipping the unreadable %s key of user %s", row.provider, user.id)
     if not jobs:
         return {}
+    providers = [job.provider.id for job in jobs]
     results = check_in_parallel(jobs)
-    pairs = [(job.row, result) for job, result in zip(jobs, results, strict=True)]
-    _record(user, pairs, info, trigger="all")
-    return {row.provider: result for row, result in pairs}
+    checked = [(job.row, job.key_hash, result) for job, result in zip(jobs, results, strict=True)]
+    _record(user, checked, info, trigger="all")
+    return dict(zip(providers, results, strict=True))
 
 
 def _outcome(future: Future[CheckResult], wait_until: float, start: float) -> CheckResult:
@@ -155,19 +160,28 @@ def _outcome(future: Future[CheckResult], wait_until: float, start: float) -> Ch
 
 def _record(
     user: User,
-    pairs: list[tuple[UserAPIKey, CheckResult]],
+    checked: list[tuple[UserAPIKey, str, CheckResult]],
     info: RequestInfo | None,
     *,
     trigger: str,
 ) -> None:
+    """Record each result on the key it was about; a key replaced or deleted meanwhile keeps
+    what it has (its own save recorded its own check)."""
+    user_id = user.id
+    providers = [row.provider for row, _, _ in checked]
     details = {"trigger": trigger}
-    with audited("key.validate", actor_id=user.id, info=info, details=details):
-        for row, result in pairs:
-            apply_check(row, result)
-            record_check(row, result, actor_id=user.id, info=info, trigger=trigger)
-    for row, result in pairs:
+    with audited("key.validate", actor_id=user_id, info=info, details=details):
+        held = still_held([(row, key_hash) for row, key_hash, _ in checked])
+        for (row, _, result), keep in zip(checked, held, strict=True):
+            if keep:
+                apply_check(row, result)
+                record_check(row, result, actor_id=user_id, info=info, trigger=trigger)
+    for provider, (_, _, result), keep in zip(providers, checked, held, strict=True):
+        if not keep:
+            log.info("the %s key of user %s changed during its check", provider, user_id)
+            continue
         monitoring.key_checked(
-            user.id, row.provider, result, ip=info.ip if info else None, trigger=trigger
+            user_id, provider, result, ip=info.ip if info else None, trigger=trigger
         )
 
 
