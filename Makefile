@@ -5,8 +5,10 @@ BIN    := $(VENV)/bin
 FLASK  := $(BIN)/flask --app webapp
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
+# Every package at its recorded version (constraints.txt); `make constraints` rebuilds it.
+PINNED  = $(if $(CONSTRAINTS_OFF),,-c constraints.txt)
 
-.PHONY: run serve install install-dev test lint format migrate clean bench screenshots
+.PHONY: run serve install install-dev test lint format migrate clean bench screenshots constraints
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
@@ -15,13 +17,21 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements.txt
+$(VENV)/.installed: requirements.txt constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt $(PINNED)
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt constraints.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-dev.txt $(PINNED)
 	touch $@
+
+# Rebuild constraints.txt (every package's version) from a fresh .venv after a pin changes.
+constraints:
+	rm -rf $(VENV)
+	$(MAKE) install-dev CONSTRAINTS_OFF=1
+	$(BIN)/pip freeze --exclude-editable > constraints.tmp
+	{ sed -n '1,3p' constraints.txt; cat constraints.tmp; } > constraints.new && rm constraints.tmp
+	mv constraints.new constraints.txt
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
