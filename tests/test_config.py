@@ -150,12 +150,16 @@ def _run(args: list[str], tmp_path, **env: str) -> subprocess.CompletedProcess:
 
 def test_the_generated_secret_warning_is_in_the_configured_log_format(tmp_path):
     started = _run(
-        ["-c", "from webapp import create_app; create_app()"], tmp_path, LOG_FORMAT="json"
+        ["-c", "from webapp import create_app; create_app()"],
+        tmp_path,
+        LOG_FORMAT="json",
+        PROVIDER_CUSTOM_BASE_URL="https://gateway.example/v1",  # warned about, in JSON too
     )
     assert started.returncode == 0, started.stderr
     lines = [json.loads(line) for line in started.stderr.splitlines()]  # every line is JSON
     generated = [line["secret"] for line in lines if line.get("event") == "config.secret_generated"]
     assert generated == list(SECRET_NAMES)
+    assert any("PROVIDER_CUSTOM_BASE_URL is ignored" in line["message"] for line in lines)
 
 
 def test_a_flask_command_reports_missing_secrets_without_a_traceback(tmp_path):

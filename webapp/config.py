@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import click
 from flask import Flask
 
-from webapp.providers.catalog import all_providers
+from webapp.providers.catalog import Provider, all_providers
 
 log = logging.getLogger(__name__)
 
@@ -162,28 +163,31 @@ def defaults(instance_path: str) -> dict[str, Any]:
     }
 
 
-def _provider_base_urls() -> dict[str, str]:
-    """``PROVIDER_<ID>_BASE_URL`` for each provider with a fixed base URL.
-
-    Azure OpenAI and the custom provider are reached at the endpoint each user
-    gives, so a variable for them would change nothing: it is not read, and a
-    warning says so rather than let an operator believe it routes anything.
-    """
-    urls = {}
+def _base_url_settings() -> Iterator[tuple[Provider, str, str]]:
+    """Each provider with a ``PROVIDER_<ID>_BASE_URL`` set: the provider, the name, the value."""
     for provider in all_providers():
         name = f"PROVIDER_{provider.id.upper()}_BASE_URL"
         value = os.environ.get(name, "").strip()
-        if not value:
-            continue
+        if value:
+            yield provider, name, value
+
+
+def _provider_base_urls() -> dict[str, str]:
+    """``PROVIDER_<ID>_BASE_URL`` for each provider with a fixed base URL."""
+    return {p.id: value for p, _, value in _base_url_settings() if p.base_url is not None}
+
+
+def warn_about_ignored_settings() -> None:
+    """Azure OpenAI and the custom provider are reached at the endpoint each user gives, so
+    a base URL variable for them would change nothing: say so rather than let an operator
+    believe it routes anything. Called once logging is set up, to be in its format."""
+    for provider, name, _ in _base_url_settings():
         if provider.base_url is None:
             log.warning(
                 "%s is ignored: %s keys are checked at the endpoint each user gives.",
                 name,
                 provider.name,
             )
-            continue
-        urls[provider.id] = value
-    return urls
 
 
 def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
