@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField
-from wtforms.validators import DataRequired, Email, EqualTo, Length
+from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
@@ -12,6 +12,12 @@ MAX_PASSWORD_LENGTH = 1024
 
 def normalise_email(value: str | None) -> str | None:
     return value.strip().lower() if isinstance(value, str) else value
+
+
+def printable(form: FlaskForm, field) -> None:
+    """No control characters: none is part of an address, and PostgreSQL cannot look up a NUL."""
+    if isinstance(field.data, str) and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in field.data):
+        raise ValidationError("This is not an email address.")
 
 
 class RegisterForm(FlaskForm):
@@ -45,7 +51,7 @@ class LoginForm(FlaskForm):
     email = EmailField(
         "Email",
         filters=[normalise_email],
-        validators=[DataRequired("Enter your email address."), Length(max=254)],
+        validators=[DataRequired("Enter your email address."), Length(max=254), printable],
     )
     password = PasswordField(
         "Password",
