@@ -52,7 +52,7 @@ def _crypto(reps: int, ops: int) -> dict[str, list[float]]:
 
 def _service(db_info: Database, folder: Path, reps: int, ops: int) -> dict[str, list[float]]:
     from webapp.auth.models import User
-    from webapp.keys import service
+    from webapp.keys import resolve, service
 
     app = make_app(db_info, folder)
     migrate(app)
@@ -64,7 +64,7 @@ def _service(db_info: Database, folder: Path, reps: int, ops: int) -> dict[str, 
             found["store"].append(
                 per_op_us(lambda: service.store_key(user, "openai", PLAINTEXT, {}), ops)
             )
-            found["load"].append(per_op_us(lambda: service.get_key_for(user, "openai"), ops * 5))
+            found["load"].append(per_op_us(lambda: resolve.get_key_for(user, "openai"), ops * 5))
         db.session.remove()
         db.engine.dispose()
     return found

@@ -12,7 +12,7 @@ from webapp.auth.services import find_user
 from webapp.crypto import KeyDecryptionError, KeyScope, current_keyring
 from webapp.extensions import db
 from webapp.keys.models import GlobalAPIKey
-from webapp.keys.service import NoKeyAvailable, get_key_for
+from webapp.keys.resolve import NoKeyAvailable, get_key_for
 
 USER = "alice@example.com"
 

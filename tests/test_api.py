@@ -541,7 +541,7 @@ def test_an_unexpected_failure_is_a_clean_500(make_app, monkeypatch):
     def explode(user):
         raise RuntimeError("internal detail that must not leak")
 
-    monkeypatch.setattr("webapp.keys.service.list_status", explode)
+    monkeypatch.setattr("webapp.keys.statuses.list_status", explode)
     response = client.get("/api/api-keys/status")
     assert response.status_code == 500
     assert error_of(response) == {

@@ -9,7 +9,7 @@ from tests.helpers import store
 from webapp.auth.services import find_user
 from webapp.crypto import KeyDecryptionError
 from webapp.extensions import db
-from webapp.keys import global_keys, service
+from webapp.keys import global_keys, resolve, service
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
 
 USER = "alice@example.com"
@@ -46,7 +46,7 @@ def test_a_redirected_key_is_refused_and_nothing_is_sent(app, emulator, provider
     with app.app_context():
         user = find_user(USER)
         with pytest.raises(KeyDecryptionError, match="its settings"):
-            service.get_key_for(user, provider)
+            resolve.get_key_for(user, provider)
         row = db.session.scalar(db.select(UserAPIKey).filter_by(provider=provider))
         with pytest.raises(KeyDecryptionError, match="its settings"):
             service.decrypt_row(row)
@@ -66,7 +66,7 @@ def test_a_changed_api_version_is_refused_too(app, emulator):
     store(app, USER, "azure_openai", emulator.valid_key("azure_openai"), **config)
     set_config(app, UserAPIKey, "azure_openai", {**config, "api_version": "2099-01-01"})
     with app.app_context(), pytest.raises(KeyDecryptionError, match="its settings"):
-        service.get_key_for(find_user(USER), "azure_openai")
+        resolve.get_key_for(find_user(USER), "azure_openai")
 
 
 def test_a_redirected_global_key_is_refused_and_nothing_is_sent(app, admin_client, emulator):
@@ -80,7 +80,7 @@ def test_a_redirected_global_key_is_refused_and_nothing_is_sent(app, admin_clien
         )
     set_config(app, GlobalAPIKey, "custom", redirected(emulator, "custom"))
     with app.app_context(), pytest.raises(KeyDecryptionError, match="its settings"):
-        service.get_key_for(None, "custom")
+        resolve.get_key_for(None, "custom")
     assert admin_client.post("/admin/keys/custom/validate").status_code == 500
     assert emulator.received() == []
 
@@ -90,5 +90,5 @@ def test_untouched_settings_still_work(app, emulator):
     key = emulator.valid_key("custom")
     store(app, USER, "custom", key, **emulator.endpoint_config("custom"))
     with app.app_context():
-        resolved = service.get_key_for(find_user(USER), "custom")
+        resolved = resolve.get_key_for(find_user(USER), "custom")
     assert resolved.value == key and resolved.config == emulator.endpoint_config("custom")

@@ -14,13 +14,9 @@ from webapp.db_types import utcnow
 from webapp.extensions import db
 from webapp.keys import global_keys
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
-from webapp.keys.service import (
-    NoKeyAvailable,
-    UnknownProvider,
-    get_key_for,
-    key_status,
-    list_status,
-)
+from webapp.keys.resolve import NoKeyAvailable, get_key_for
+from webapp.keys.service import UnknownProvider
+from webapp.keys.statuses import key_status, list_status
 
 EMAIL = "alice@example.com"
 

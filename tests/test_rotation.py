@@ -9,7 +9,7 @@ from webapp.audit.models import AuditEvent
 from webapp.auth.models import User
 from webapp.crypto import KeyDecryptionError, KeyScope, current_keyring, mask_key
 from webapp.extensions import db
-from webapp.keys import global_keys, service
+from webapp.keys import global_keys, resolve, service
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
 from webapp.keys.rotation import pending_count, rotate_secret
 
@@ -197,9 +197,9 @@ def test_row_copied_to_another_user_fails_loudly(make_app):
         db.session.add(moved)
         db.session.commit()
         with pytest.raises(KeyDecryptionError, match="does not decrypt"):
-            service.get_key_for(bob, "openai")
+            resolve.get_key_for(bob, "openai")
         with pytest.raises(KeyDecryptionError, match="integrity check"):
-            service.get_key_for(alice, "groq")
+            resolve.get_key_for(alice, "groq")
 
 
 def test_rotation_keeps_keys_bound_to_their_settings(make_app):
@@ -233,10 +233,10 @@ def test_rotation_keeps_keys_bound_to_their_settings(make_app):
     after = make_app(API_KEY_ENCRYPTION_SECRET=NEW)
     with after.app_context():
         user = db.session.get(User, user_id)
-        assert service.get_key_for(user, "azure_openai").value == keys["azure_openai"]
-        assert service.get_key_for(user, "custom").config == custom
+        assert resolve.get_key_for(user, "azure_openai").value == keys["azure_openai"]
+        assert resolve.get_key_for(user, "custom").config == custom
         assert service.decrypt_global(global_keys.find_global("custom")) == keys["custom"]
         db.session.execute(db.update(UserAPIKey).filter_by(provider="custom").values(config={}))
         db.session.commit()
         with pytest.raises(KeyDecryptionError, match="its settings"):
-            service.get_key_for(user, "custom")
+            resolve.get_key_for(user, "custom")

@@ -19,7 +19,7 @@ from tests.fakekeys import fake_key
 from webapp import create_app
 from webapp.auth.services import find_user, register
 from webapp.extensions import db
-from webapp.keys import service
+from webapp.keys import service, statuses
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_a_save_goes_through_while_another_connection_is_reading(sqlite_app):
         reader.execute("COMMIT")
         assert _users(reader) == 2
     with app.app_context():
-        stored = service.list_status(find_user("second@example.com"))
+        stored = statuses.list_status(find_user("second@example.com"))
         assert [s.provider for s in stored if s.has_key] == ["openai"]
 
 

@@ -19,7 +19,7 @@ from tests.validation_helpers import (
 from webapp.auth.services import find_user
 from webapp.extensions import db
 from webapp.keys.models import GlobalAPIKey
-from webapp.keys.service import NoKeyAvailable, get_key_for
+from webapp.keys.resolve import NoKeyAvailable, get_key_for
 
 #: provider answers that say nothing of a key: throttled (rate_limited), down (provider_error)
 UNJUDGED = ["throttled", "down"]

@@ -9,7 +9,7 @@ from typing import Any
 
 from webapp.keys.expiry import expiring_soon
 from webapp.keys.global_keys import GlobalKeyStatus
-from webapp.keys.service import KeyStatus
+from webapp.keys.statuses import KeyStatus
 from webapp.providers.catalog import Provider
 
 

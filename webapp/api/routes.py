@@ -22,7 +22,7 @@ from webapp.api.body import NULLABLE_STR, fields, json_body
 from webapp.api.errors import ApiError
 from webapp.auth.models import User
 from webapp.extensions import csrf
-from webapp.keys import expiry, global_keys, service
+from webapp.keys import expiry, global_keys, service, statuses
 from webapp.keys.limits import key_writes
 from webapp.providers.catalog import Provider, all_providers
 from webapp.setup import service as setup
@@ -99,7 +99,7 @@ def set_key():
         validate=validate,
         expires_at=expires_at,
     )
-    status = service.key_status(_user(), provider.id)
+    status = statuses.key_status(_user(), provider.id)
     return jsonify(payloads.key_status(status)), 201 if created else 200
 
 
@@ -109,15 +109,15 @@ def set_key():
 def validate_key(provider: str):
     deep = fields(json_body(), optional={"deep": bool}).get("deep", False)
     validation.validate_key(_user(), provider, deep=deep, info=request_info())
-    return jsonify(payloads.key_status(service.key_status(_user(), provider)))
+    return jsonify(payloads.key_status(statuses.key_status(_user(), provider)))
 
 
 @bp.get("/api-keys/status")
 @login_required
 def status():
     fields(json_body())
-    statuses = service.list_status(_user())
-    return jsonify(providers=[payloads.key_status(s) for s in statuses])
+    found = statuses.list_status(_user())
+    return jsonify(providers=[payloads.key_status(s) for s in found])
 
 
 @bp.post("/api-keys/expiry/<provider>")
@@ -128,7 +128,7 @@ def set_expiry(provider: str):
     service.require_provider(provider)
     when = expiry.parse_expiry(data["expires_at"])
     expiry.set_expiry(_user(), provider, when, info=request_info())
-    return jsonify(payloads.key_status(service.key_status(_user(), provider)))
+    return jsonify(payloads.key_status(statuses.key_status(_user(), provider)))
 
 
 @bp.get("/api-keys/expiring")
@@ -156,7 +156,7 @@ def _days_param() -> int:
 def delete_key(provider: str):
     fields(json_body())
     service.delete_key(_user(), provider, info=request_info())
-    return jsonify(payloads.key_status(service.key_status(_user(), provider)))
+    return jsonify(payloads.key_status(statuses.key_status(_user(), provider)))
 
 
 @bp.delete("/api-keys/")

@@ -17,7 +17,8 @@ from webapp.crypto import fingerprint
 from webapp.db_types import utcnow
 from webapp.extensions import db
 from webapp.keys.models import UserAPIKey
-from webapp.keys.service import InvalidKeyInput, KeyStatus, get_user_key_row, list_status
+from webapp.keys.service import InvalidKeyInput, get_user_key_row
+from webapp.keys.statuses import KeyStatus, list_status
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ They follow the rules of users' keys (the same input checks, the same live
 check before saving, the same encryption) under a derivation context of
 their own (``KeyScope.for_global``), in ``global_api_keys``. Whether users
 without a usable key of their own may fall back to one is a per-provider
-switch (``fallback_enabled``); ``keys.service.get_key_for`` obeys it.
+switch (``fallback_enabled``); ``keys.resolve.get_key_for`` obeys it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from webapp.extensions import db
 from webapp.keys.models import GlobalAPIKey
 from webapp.keys.service import (
     KeyNotFound,
-    KeyStatus,
     apply_check,
     check_new_key,
     clean_input,
@@ -31,9 +30,9 @@ from webapp.keys.service import (
     put_key,
     record_check,
     require_provider,
-    status_of,
     still_held,
 )
+from webapp.keys.statuses import KeyStatus, status_of
 from webapp.providers.catalog import all_providers
 from webapp.providers.checks import app_checker
 from webapp.providers.classify import CheckResult

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from webapp.keys import expiry, service
+from webapp.keys import expiry, service, statuses
 from webapp.keys.forms import ConfirmForm, ExpiryForm, UserKeyForm, key_form_class
 from webapp.keys.limits import key_writes
 from webapp.providers.catalog import PROVIDERS, Provider, get_provider
@@ -26,23 +26,23 @@ def _provider_or_404(provider_id: str) -> Provider:
 @login_required
 @no_store
 def dashboard():
-    statuses = service.list_status(current_user)
+    found = statuses.list_status(current_user)
     return render_template(
         "keys/dashboard.html",
-        statuses=statuses,
+        statuses=found,
         confirm=ConfirmForm(),
         providers=PROVIDERS,
     )
 
 
-def _edit_page(provider: Provider, status: service.KeyStatus, form, expiry_form):
+def _edit_page(provider: Provider, status: statuses.KeyStatus, form, expiry_form):
     page = render_template(
         "keys/edit.html", provider=provider, form=form, status=status, expiry_form=expiry_form
     )
     return page, max(form_status(form), form_status(expiry_form))
 
 
-def _reminder(status: service.KeyStatus) -> dict:
+def _reminder(status: statuses.KeyStatus) -> dict:
     return {"expires_at": status.expires_at.date() if status.expires_at else None}
 
 
@@ -52,7 +52,7 @@ def _reminder(status: service.KeyStatus) -> dict:
 @no_store
 def edit(provider_id: str):
     provider = _provider_or_404(provider_id)
-    status = service.key_status(current_user, provider.id)
+    status = statuses.key_status(current_user, provider.id)
     form = key_form_class(provider, UserKeyForm)(data={**status.config, **_reminder(status)})
     if form.validate_on_submit():
         extra = {spec.name: form[spec.name].data for spec in provider.extra_fields}
@@ -80,7 +80,7 @@ def edit(provider_id: str):
 @no_store
 def set_expiry(provider_id: str):
     provider = _provider_or_404(provider_id)
-    status = service.key_status(current_user, provider.id)
+    status = statuses.key_status(current_user, provider.id)
     if not status.has_key:
         abort(404)
     form = ExpiryForm()
@@ -108,7 +108,7 @@ def delete(provider_id: str):
         service.delete_key(current_user, provider.id, info=request_info())
         flash(f"Your {provider.name} key was deleted.", "success")
         return redirect(url_for(".dashboard"))
-    status = service.key_status(current_user, provider.id)
+    status = statuses.key_status(current_user, provider.id)
     if not status.has_key:
         abort(404)
     return render_template("keys/delete.html", provider=provider, status=status, form=form)

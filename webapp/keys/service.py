@@ -1,4 +1,4 @@
-"""Storing, listing and resolving users' API keys.
+"""Storing, replacing, checking and deleting users' API keys.
 
 Views and API endpoints call these functions; they never see ciphertext, and
 the plaintext only exists inside the call that needs it. Each change commits
@@ -12,7 +12,6 @@ import logging
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +29,6 @@ from webapp.crypto import (
     fingerprint,
     mask_key,
 )
-from webapp.db_types import utcnow
 from webapp.extensions import db
 from webapp.keys.models import STATUS_UNCHECKED, GlobalAPIKey, UserAPIKey
 from webapp.providers.catalog import INVALID, Provider, all_providers, get_provider
@@ -75,26 +73,6 @@ class KeyRejected(KeyServiceError):
 
     code = "key_rejected"
     status = 422
-
-
-@dataclass(frozen=True)
-class KeyStatus:
-    """What may be shown about a provider's key. Never the key itself."""
-
-    provider: str
-    provider_name: str
-    has_key: bool
-    masked_key: str | None = None
-    status: str = "none"
-    is_valid: bool | None = None
-    last_validated: datetime | None = None
-    last_error: str | None = None
-    models: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-    updated_at: datetime | None = None
-    expires_at: datetime | None = None
-    source: str = "none"  # what get_key_for would use: "user", "global" or "none"
 
 
 def require_provider(provider_id: str) -> Provider:
@@ -187,14 +165,14 @@ def clean_input(
     return key, config
 
 
-def _find(user_id: int, provider_id: str) -> UserAPIKey | None:
+def find_row(user_id: int, provider_id: str) -> UserAPIKey | None:
     return db.session.scalar(db.select(UserAPIKey).filter_by(user_id=user_id, provider=provider_id))
 
 
 def get_user_key_row(user: User, provider_id: str) -> UserAPIKey:
     """The user's own row for a provider; another user's is simply not found."""
     require_provider(provider_id)
-    row = _find(user.id, provider_id)
+    row = find_row(user.id, provider_id)
     if row is None:
         raise KeyNotFound(f"You have no stored key for {provider_id}.")
     return row
@@ -235,7 +213,7 @@ def store_key(
     hint = mask_key(api_key, provider.key_prefix)
     user_id = user.id  # after a failed flush, reading it from ``user`` would need the database
     for attempt in range(2):
-        row = _find(user.id, provider_id)
+        row = find_row(user.id, provider_id)
         created = row is None
         if created:
             row = UserAPIKey(user_id=user.id, provider=provider_id)
@@ -434,174 +412,9 @@ def clear_keys(user: User, *, info: RequestInfo | None = None) -> int:
     return len(rows)
 
 
-def status_of(provider: Provider, row: Any | None, source: str = "none") -> KeyStatus:
-    """What may be shown of ``row`` (a user's or a global key), or of its absence."""
-    if row is None:
-        return KeyStatus(
-            provider=provider.id, provider_name=provider.name, has_key=False, source=source
-        )
-    return KeyStatus(
-        provider=provider.id,
-        provider_name=provider.name,
-        has_key=True,
-        masked_key=row.key_hint,
-        status=row.status,
-        is_valid=row.is_valid,
-        last_validated=row.last_validated,
-        last_error=row.last_error,
-        models=list(row.models or []),
-        details=dict(row.details or {}),
-        config=dict(row.config or {}),
-        updated_at=row.updated_at,
-        expires_at=getattr(row, "expires_at", None),
-        source=source,
-    )
-
-
-def _usable(row: Any | None) -> bool:
-    """A stored key that is not known to be invalid (unchecked or unreachable counts)."""
-    return row is not None and row.is_valid is not False
-
-
-def _source(own: UserAPIKey | None, fallback_usable: bool) -> str:
-    if _usable(own):
-        return "user"
-    return "global" if fallback_usable else "none"
-
-
-#: Providers whose global key users may fall back to now. Built once: a request
-#: only binds values, and SQLAlchemy reuses the compiled SQL.
-_FALLBACK_PROVIDERS = db.select(GlobalAPIKey.provider).where(
-    GlobalAPIKey.fallback_enabled.is_(True),
-    db.or_(GlobalAPIKey.is_valid.is_(None), GlobalAPIKey.is_valid.is_(True)),
-)
-
-#: What a status shows of a user's keys: plain columns, never the ciphertext.
-_STATUS_COLUMNS = (
-    "key_hint",
-    "status",
-    "is_valid",
-    "last_validated",
-    "last_error",
-    "models",
-    "details",
-    "config",
-    "updated_at",
-    "expires_at",
-)
-
-#: A user's keys and, in the same round trip, the providers with a usable global key:
-#: one row per own key (``own`` true), one per fallback provider (the rest NULL).
-_STATUS_ROWS = db.union_all(
-    db.select(
-        UserAPIKey.provider,
-        db.literal(True).label("own"),
-        *(getattr(UserAPIKey, name) for name in _STATUS_COLUMNS),
-    ).where(UserAPIKey.user_id == db.bindparam("user_id")),
-    db.select(
-        GlobalAPIKey.provider,
-        db.literal(False).label("own"),
-        *(db.null().label(name) for name in _STATUS_COLUMNS),
-    ).where(_FALLBACK_PROVIDERS.whereclause),
-)
-
-
-def _fallback_usable(provider_id: str) -> bool:
-    """Whether users may fall back to the global key for ``provider_id`` now; one light query."""
-    query = _FALLBACK_PROVIDERS.where(GlobalAPIKey.provider == provider_id)
-    return db.session.scalar(query) is not None
-
-
-def list_status(user: User) -> list[KeyStatus]:
-    """One status per supported provider, in catalogue order; one query.
-
-    Read on every dashboard view and status call, so it skips the ORM: plain
-    rows, from a statement SQLAlchemy compiles once.
-    """
-    own: dict[str, Any] = {}
-    fallback: set[str] = set()
-    db.session.flush()  # a plain connection does not autoflush: show this transaction's changes
-    for row in db.session.connection().execute(_STATUS_ROWS, {"user_id": user.id}):
-        if row.own:
-            own[row.provider] = row
-        else:
-            fallback.add(row.provider)
-    return [
-        status_of(p, own.get(p.id), _source(own.get(p.id), p.id in fallback))
-        for p in all_providers()
-    ]
-
-
-def key_status(user: User, provider_id: str) -> KeyStatus:
-    provider = require_provider(provider_id)
-    row = _find(user.id, provider_id)
-    fallback = not _usable(row) and _fallback_usable(provider_id)
-    return status_of(provider, row, _source(row, fallback))
-
-
-class NoKeyAvailable(KeyServiceError):
-    """There is no key to use; ``reason`` is "no_key" or "key_invalid" (the user's own)."""
-
-    code = "no_key_available"
-    status = 404
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class ResolvedKey:
-    """The key to use for a provider call. Its repr never shows the value."""
-
-    value: str = field(repr=False)
-    source: str  # "user" or "global"
-    config: dict[str, Any] = field(default_factory=dict)
-
-
 def decrypt_global(row: GlobalAPIKey) -> str:
     """A global key in plaintext; KeyDecryptionError if the row was moved or altered."""
     return current_keyring().decrypt(KeyScope.for_global(row.provider), row.sealed, row.config)
-
-
-def _mark_used(model: type[UserAPIKey] | type[GlobalAPIKey], row_id: int) -> None:
-    # One UPDATE, and updated_at (when the key was stored) is left as it was.
-    db.session.execute(
-        db.update(model)
-        .where(model.id == row_id)
-        .values(last_used_at=utcnow(), updated_at=model.updated_at),
-        execution_options={"synchronize_session": False},
-    )
-    db.session.commit()
-
-
-def get_key_for(user: User | None, provider_id: str) -> ResolvedKey:
-    """The key the application should use for ``user`` and ``provider_id``.
-
-    The user's own key unless it is known to be invalid (an unchecked key, or
-    one whose provider could not be reached, is used); else the global key if
-    the admin allows fallback for this provider and it is not known to be
-    invalid; else ``NoKeyAvailable``. ``user`` None asks for the global key
-    alone. Records the use (``last_used_at``) and commits.
-    """
-    provider = require_provider(provider_id)
-    own = _find(user.id, provider_id) if user is not None else None
-    # Everything is read before the commit in _mark_used, which expires the row.
-    if _usable(own):
-        resolved = ResolvedKey(decrypt_row(own), "user", dict(own.config or {}))
-        _mark_used(UserAPIKey, own.id)
-        return resolved
-    shared = db.session.scalar(db.select(GlobalAPIKey).filter_by(provider=provider_id))
-    if _usable(shared) and shared.fallback_enabled:
-        resolved = ResolvedKey(decrypt_global(shared), "global", dict(shared.config or {}))
-        _mark_used(GlobalAPIKey, shared.id)
-        return resolved
-    if own is not None:
-        raise NoKeyAvailable(
-            f"Your {provider.name} key was rejected by {provider.name}: replace it to continue.",
-            "key_invalid",
-        )
-    raise NoKeyAvailable(f"There is no {provider.name} key to use: add one first.", "no_key")
 
 
 def save_key(

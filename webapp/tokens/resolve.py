@@ -22,7 +22,8 @@ from webapp.auth.models import User
 from webapp.crypto import KeyDecryptionError, mask_key
 from webapp.errors import CODES
 from webapp.extensions import db
-from webapp.keys import service as keys
+from webapp.keys import service, statuses
+from webapp.keys.resolve import NoKeyAvailable, ResolvedKey, get_key_for
 from webapp.providers.catalog import get_provider
 from webapp.tokens.authn import TokenIdentity
 from webapp.tokens.policy import RESOLVE_SCOPE
@@ -30,12 +31,12 @@ from webapp.tokens.policy import RESOLVE_SCOPE
 log = logging.getLogger(__name__)
 
 
-class ResolveNeedsToken(keys.KeyServiceError):
+class ResolveNeedsToken(service.KeyServiceError):
     code = "token_required"
     status = 403
 
 
-class NoOwnKey(keys.KeyServiceError):
+class NoOwnKey(service.KeyServiceError):
     code = "no_own_key"
     status = 404
 
@@ -74,7 +75,7 @@ def _outcome_of(exc: Exception) -> tuple[str, str]:
     for kind, reason in DENIALS.items():
         if isinstance(exc, kind):
             return "denied", reason
-    if isinstance(exc, keys.NoKeyAvailable):
+    if isinstance(exc, NoKeyAvailable):
         return "failed", exc.reason
     if isinstance(exc, KeyDecryptionError):
         return "failed", "key_unreadable"
@@ -86,18 +87,18 @@ def _outcome_of(exc: Exception) -> tuple[str, str]:
 
 def resolve_key(
     user: User, token: TokenIdentity | None, provider_id: str, *, info: RequestInfo | None
-) -> keys.ResolvedKey:
+) -> ResolvedKey:
     """The plaintext ``get_key_for`` would use, for the owner's token; call it in
     ``audited_call``, which records the calls that fail."""
-    provider = keys.require_provider(provider_id)
+    provider = service.require_provider(provider_id)
     if token is None or RESOLVE_SCOPE not in token.scopes:
         raise ResolveNeedsToken(
             f"Keys can only be resolved with an access token that has the {RESOLVE_SCOPE} scope."
         )
     allow_global = current_app.config["TOKEN_RESOLVE_GLOBAL_KEYS"]
-    if not allow_global and keys.key_status(user, provider.id).source == "global":
+    if not allow_global and statuses.key_status(user, provider.id).source == "global":
         raise NoOwnKey(f"You have no usable {provider.name} key of your own to resolve.")
-    resolved = keys.get_key_for(user, provider.id)
+    resolved = get_key_for(user, provider.id)
     if resolved.source == "global" and not allow_global:  # changed since the check above
         raise NoOwnKey(f"You have no usable {provider.name} key of your own to resolve.")
     hint = mask_key(resolved.value, provider.key_prefix)
