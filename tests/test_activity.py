@@ -78,6 +78,7 @@ def test_activity_filters_by_provider_and_action(app, alice):
         ("action=key.explode", "Unknown action."),
         ("before=yesterday", "An event id, or a time"),
         ("before=0001-01-01T00:00:00%2B01:00", "between the years 1 and 9999"),
+        ("before=" + "9" * 5000, "An event id, or a time"),
     ],
 )
 def test_a_bad_filter_is_a_clear_400(alice, query, message):
@@ -165,6 +166,7 @@ def test_the_api_pages_and_filters(app, alice):
         ("action=nope", "action"),
         ("before=2026-01-01T00:00:00", "before"),
         ("before=9999-12-31T23:00:00-05:00", "before"),
+        ("before=" + "9" * 5000, "before"),
         ("colour=blue", "colour"),
     ],
 )
@@ -173,6 +175,13 @@ def test_the_api_refuses_bad_queries_with_400(alice, query, field):
     assert response.status_code == 400
     assert error_code(response) == "invalid_query"
     assert field in response.get_json()["error"]["fields"]
+
+
+def test_an_admins_user_filter_past_any_id_names_nobody(admin_client):
+    api = admin_client.get("/api/audit?user=" + "9" * 5000)
+    assert api.status_code == 404 and api.get_json()["error"]["code"] == "user_not_found"
+    page = admin_client.get("/admin/audit?user=" + "9" * 5000)
+    assert page.status_code == 400 and "No user with that email address" in page.text
 
 
 def test_only_admins_may_ask_for_another_users_events(app, alice, bob, admin_client):

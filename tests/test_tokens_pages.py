@@ -90,6 +90,7 @@ def test_resolve_is_off_unless_ticked(app, alice):
         ({"scopes": []}, "Choose at least one scope."),
         ({"expires_in": "never"}, "Tokens must expire"),
         ({"expires_in": "9999"}, "between 1 and 365 days"),
+        ({"expires_in": "9" * 5000}, "a whole number of days"),  # past what int() converts
         ({"allowed_ips": "10.1.2.3/16"}, "did you mean 10.1.0.0/16?"),
         ({"allowed_ips": "not-an-ip"}, "is not an IP address"),
     ],
@@ -163,9 +164,10 @@ def test_rotating_without_grace(app, alice):
     assert call(app.test_client(), "GET", "/api/api-keys/status", old).status_code == 401
 
 
-def test_a_made_up_grace_period_is_refused(app, alice):
+@pytest.mark.parametrize("hours", ["10000", "9" * 5000])
+def test_a_made_up_grace_period_is_refused(app, alice, hours):
     token_id, _ = issue(app)
-    response = alice.post(f"/tokens/{token_id}/rotate", data={"grace_hours": "10000"})
+    response = alice.post(f"/tokens/{token_id}/rotate", data={"grace_hours": hours})
     assert response.status_code == 400 and "grace period" in html(response)
     assert token_row(app, token_id).grace_until is None
 

@@ -8,9 +8,23 @@ from typing import Any
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
+BIGINT_MAX = 2**63 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def whole_number(raw: str) -> int | None:
+    """``raw`` as a whole number an integer column can hold (0 to 2**63 - 1), else None.
+
+    ASCII digits only, and at most 19 of them: ``int()`` would take other
+    scripts' digits, and refuses (ValueError) strings of over 4,300 digits.
+    """
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19):
+        return None
+    number = int(raw)
+    return number if number <= BIGINT_MAX else None
 
 
 class UTCDateTime(TypeDecorator[datetime]):

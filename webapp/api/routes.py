@@ -21,6 +21,7 @@ from webapp.api import errors, openapi, payloads
 from webapp.api.body import NULLABLE_STR, fields, json_body
 from webapp.api.errors import ApiError
 from webapp.auth.models import User
+from webapp.db_types import whole_number
 from webapp.extensions import csrf
 from webapp.keys import expiry, global_keys, service, statuses
 from webapp.keys.limits import key_writes
@@ -143,12 +144,12 @@ def expiring():
 def _days_param() -> int:
     unknown = set(request.args) - {"days"}
     problems = {name: "Unknown parameter." for name in sorted(unknown)}
-    raw = request.args.get("days", str(expiry.WARNING.days))
-    if not (raw.isascii() and raw.isdigit() and 0 <= int(raw) <= expiry.MAX_DAYS):
+    days = whole_number(request.args.get("days", str(expiry.WARNING.days)))
+    if days is None or days > expiry.MAX_DAYS:
         problems["days"] = f"A whole number of days from 0 to {expiry.MAX_DAYS}."
-    if problems:
+    if problems or days is None:
         raise ApiError(400, "invalid_query", "The query has errors.", problems)
-    return int(raw)
+    return days
 
 
 @bp.delete("/api-keys/<provider>")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from webapp.audit.actions import ACTIONS, FAMILIES
 from webapp.audit.models import AuditEvent
 from webapp.auth.models import User
+from webapp.db_types import whole_number
 from webapp.extensions import db
 from webapp.providers.catalog import get_provider
 
@@ -86,8 +87,8 @@ def parse_filter(
 
 def _parse_before(value: str, problems: dict[str, str]) -> tuple[int | None, datetime | None]:
     if value.isascii() and value.isdigit():
-        number = int(value)
-        if 1 <= number <= 2**63 - 1:
+        number = whole_number(value)
+        if number is not None and number >= 1:
             return number, None
     else:
         try:
@@ -136,8 +137,9 @@ def find_subject(value: str) -> int:
     their rows.
     """
     value = value.strip()
-    if value.isascii() and value.isdigit() and 1 <= int(value) <= 2**63 - 1:
-        return int(value)
+    number = whole_number(value)
+    if number is not None and number >= 1:
+        return number
     user = db.session.scalar(db.select(User).filter_by(email=value.lower()))
     if user is None:
         raise BadFilter({"user": "No user with that email address (give an id for a deleted one)."})

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from webapp import monitoring
 from webapp.audit.service import RequestInfo, audited, record
 from webapp.auth.models import LoginSession, User, check_unknown_password
-from webapp.db_types import utcnow
+from webapp.db_types import utcnow, whole_number
 from webapp.extensions import db
 from webapp.tokens import service as tokens
 
@@ -112,13 +112,14 @@ _SESSION_USER = (
 def load_session_user(cookie_id: str) -> User | None:
     """The user of a live login session named by a login or remember-me cookie, else None."""
     ident, _, token = cookie_id.partition(":")
-    if not ident.isdigit() or not token:
+    user_id = whole_number(ident)
+    if user_id is None or not token:
         return None
     # Looked up by the token's hash, so comparing it in SQL reveals nothing by its timing.
     user = db.session.scalar(
         _SESSION_USER,
         {
-            "user_id": int(ident),
+            "user_id": user_id,
             "token_hash": LoginSession.hash_token(token),
             "since": utcnow() - session_lifetime(),
         },

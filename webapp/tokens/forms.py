@@ -17,6 +17,7 @@ from wtforms import (
 from wtforms.validators import Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from webapp.db_types import whole_number
 from webapp.tokens.policy import DEFAULT_SCOPES, RESOLVE_SCOPE, SCOPES, expiry_choices
 
 NEVER = "never"
@@ -33,8 +34,9 @@ def _days_label(days: int | None) -> str:
 
 
 def _whole_number(raw: str) -> Any:
-    # The raw text goes on to the service, which refuses it with a message.
-    return int(raw) if raw.isascii() and raw.isdigit() else raw
+    # Anything else goes on to the service as text, which refuses it with a message.
+    number = whole_number(raw)
+    return raw if number is None else number
 
 
 class TokenForm(FlaskForm):
