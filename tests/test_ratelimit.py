@@ -126,6 +126,14 @@ def test_the_account_limit_holds_across_addresses(limited):
     assert "alice" not in json.dumps(hit.details)
 
 
+def test_guesses_at_an_email_no_database_can_look_up_are_still_a_429(limited):
+    app = limited(RATELIMIT_LOGIN_ACCOUNT="2/minute")
+    client = app.test_client()
+    odd = "alice\x00@example.com"  # PostgreSQL cannot hold a NUL: the lookup itself fails
+    codes = [login(client, email=odd, ip=f"192.0.2.{n}").status_code for n in range(1, 5)]
+    assert codes == [400, 400, 429, 429]
+
+
 def test_signing_in_does_not_spend_the_accounts_failure_budget(limited):
     app = limited(RATELIMIT_LOGIN_ACCOUNT="3/minute")
     register(app)

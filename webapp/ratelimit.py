@@ -114,12 +114,15 @@ def _audit(kind: str, limit: str, scope: str, user_id: int | None, ip: str) -> N
     from webapp.web import request_info
 
     subject_id = user_id
-    if kind == "login-account":
-        # The account being guessed at sees the attempts in its own activity.
-        account = find_user(request.form.get("email", ""))
-        subject_id = account.id if account else None
     try:
         db.session.rollback()  # the request is refused: nothing of it may be committed
+        if kind == "login-account":
+            # The account being guessed at sees the attempts in its own activity. Inside the
+            # try: an email the database cannot look up (a NUL on PostgreSQL) must not turn
+            # the 429 into a 500.
+            account = find_user(request.form.get("email", ""))
+            subject_id = account.id if account else None
+            db.session.rollback()
         record(
             "ratelimit.hit",
             outcome="denied",
