@@ -224,6 +224,10 @@ def test_a_forged_checkpoint_is_caught(app, runner):
     result = verify(runner)
     assert result.exit_code == 1
     assert "is not confirmed by any audit.prune row" in result.output
+    # A prune does not paper over it with a genuine checkpoint of its own.
+    pruned = runner.invoke(args=["audit", "prune", "--older-than", "1"])
+    assert pruned.exit_code == 1 and "is not confirmed by any audit.prune row" in pruned.output
+    assert verify(runner).exit_code == 1
 
 
 def _chain_links(app) -> tuple[int, int]:

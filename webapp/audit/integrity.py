@@ -143,7 +143,9 @@ def verify_chain(*, upto_id: int | None = None, batch_size: int = 1000) -> Chain
         newest = latest_checkpoint()
         if not report.ok and (newest and newest.id) != (checkpoint and checkpoint.id):
             continue  # a prune finished during the walk and moved the start; walk again
-        if report.ok and checkpoint is not None and upto_id is None:
+        # Also before a prune (upto_id): a prune over a forged checkpoint would confirm it
+        # with a genuine one of its own, and later checks would find nothing wrong.
+        if report.ok and checkpoint is not None:
             problem = _checkpoint_problem(checkpoint)
             if problem is not None:
                 return ChainReport(report.checked, report.start, None, "", problem)
