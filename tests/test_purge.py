@@ -78,3 +78,12 @@ def test_purge_refuses_an_unknown_email_and_the_last_admin(app, runner):
     assert last.exit_code == 1 and "only admin account" in last.output
     assert count(app, User, email=ADMIN_EMAIL) == 1
     assert audit_rows(app, "user.purge") == []
+
+
+def test_the_last_admin_stays_even_if_another_seemed_to_exist(app, runner, monkeypatch):
+    # As when two purges run at once and each counts the other admin before either commits.
+    monkeypatch.setattr("webapp.auth.purge._other_admins", lambda user: 1)
+    last = runner.invoke(args=["keys", "purge-user", ADMIN_EMAIL, "--yes"])
+    assert last.exit_code == 1 and "only admin account" in last.output
+    assert count(app, User, email=ADMIN_EMAIL) == 1
+    assert audit_rows(app, "user.purge") == []

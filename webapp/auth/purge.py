@@ -36,10 +36,20 @@ class PurgeReport:
     tokens: int
 
 
+_ONLY_ADMIN = (
+    "That is the only admin account: create another admin first "
+    "(flask create-admin), or nobody could manage this instance."
+)
+
+
 def _other_admins(user: User) -> int:
     return db.session.scalar(
         db.select(db.func.count()).select_from(User).where(User.is_admin, User.id != user.id)
     )
+
+
+def _admins_left() -> int:
+    return db.session.scalar(db.select(db.func.count()).select_from(User).where(User.is_admin))
 
 
 def purge_user(email: str, *, info: RequestInfo | None = None) -> PurgeReport:
@@ -47,22 +57,27 @@ def purge_user(email: str, *, info: RequestInfo | None = None) -> PurgeReport:
     user = find_user(email)
     if user is None:
         raise PurgeRefused(f"There is no account for {email.strip()!r}.")
-    if user.is_admin and not _other_admins(user):
-        raise PurgeRefused(
-            "That is the only admin account: create another admin first "
-            "(flask create-admin), or nobody could manage this instance."
-        )
+    was_admin = user.is_admin
+    if was_admin:
+        # Two purges at once must not each count the other and remove both admins: the admin
+        # rows stay locked until this one commits (PostgreSQL), and the count is taken again
+        # after the delete, inside the write (SQLite holds its write lock by then).
+        db.session.execute(db.select(User.id).where(User.is_admin).with_for_update()).all()
+        if not _other_admins(user):
+            raise PurgeRefused(_ONLY_ADMIN)
     user_id = user.id
     providers = sorted(
         db.session.scalars(db.select(UserAPIKey.provider).filter_by(user_id=user_id))
     )
-    with audited("user.purge", subject_id=user_id, info=info):
+    with audited("user.purge", refusals=(PurgeRefused,), subject_id=user_id, info=info):
         keys = db.session.execute(db.delete(UserAPIKey).filter_by(user_id=user_id)).rowcount
         tokens = db.session.execute(db.delete(AccessToken).filter_by(user_id=user_id)).rowcount
         db.session.execute(
             db.update(GlobalAPIKey).filter_by(updated_by_id=user_id).values(updated_by_id=None)
         )
         db.session.execute(db.delete(User).filter_by(id=user_id))
+        if was_admin and not _admins_left():
+            raise PurgeRefused(_ONLY_ADMIN)
         record(
             "user.purge",
             subject_id=user_id,
