@@ -99,7 +99,6 @@ def _record(
     owners = [job.row.user_id if kind == "user" else None for job in jobs]
     providers = [job.row.provider for job in jobs]
     turned = []
-    held = [True] * len(jobs)
     try:
         held = still_held([(job.row, job.key_hash) for job in jobs])
         for job, result, owner, keep in zip(jobs, results, owners, held, strict=True):

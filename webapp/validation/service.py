@@ -79,7 +79,7 @@ class Job:
     row: Any
     provider: Provider
     key: str = field(repr=False)
-    key_hash: str = ""
+    key_hash: str
 
 
 def jobs_for(rows: Iterable[Any], decrypt: Callable[[Any], str]) -> tuple[list[Job], list[Any]]:
