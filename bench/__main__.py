@@ -11,7 +11,7 @@ from bench import report
 from bench.env import postgres_available, workdir
 from bench.stats import Results, render_table
 
-SUITES = ("crypto", "rotation", "scale", "http", "fanout")
+SUITES = ("crypto", "rotation", "scale", "http", "fanout", "breakdown")
 EXTRA = ("sweep",)  # only when asked for by name
 
 
@@ -89,6 +89,10 @@ def _run_suite(suite: str, results: Results, folder, kinds: list[str], args) -> 
         from bench import fanout
 
         fanout.run(results, folder, reps)
+    elif suite == "breakdown":
+        from bench import breakdown
+
+        breakdown.run(results, folder, max(reps, 5))
     elif suite == "sweep":
         from bench import sweep
 

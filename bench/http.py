@@ -29,7 +29,7 @@ from bench.env import (
     shared_limits,
 )
 from bench.scale import _check, available_endpoints
-from bench.seed import USER_AGENT, add_users, analyze, session_cookie
+from bench.seed import USER_AGENT, signed_in_users
 from bench.server import Gunicorn, config_summary, gunicorn
 from bench.stats import Results, Row, Sample, ratio
 from webapp.extensions import db
@@ -65,11 +65,8 @@ def prepare(db_info: Database, folder: Path, users: int = USERS) -> tuple[Path, 
     """Schema, users and their keys; a file of session cookies; the endpoints to load."""
     app = make_app(db_info, folder)
     migrate(app)
+    _, cookies = signed_in_users(app, users)
     with app.app_context():
-        ids = add_users(users)
-        analyze()
-        cookies = [session_cookie(app, uid) for uid in ids]
-        db.session.remove()
         db.engine.dispose()
     path = folder / "cookies.txt"
     path.write_text("\n".join(cookies) + "\n")

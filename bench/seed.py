@@ -161,3 +161,13 @@ def session_cookie(app: Flask, user_id: int, remote_addr: str = "127.0.0.1") -> 
         generate_csrf()
         value = app.session_interface.get_signing_serializer(app).dumps(dict(session))
     return f"{app.config['SESSION_COOKIE_NAME']}={value}"
+
+
+def signed_in_users(app: Flask, count: int) -> tuple[list[int], list[str]]:
+    """``count`` new users with their keys, and a session cookie for each."""
+    with app.app_context():
+        ids = add_users(count)
+        analyze()
+        cookies = [session_cookie(app, uid) for uid in ids]
+        db.session.remove()
+    return ids, cookies
