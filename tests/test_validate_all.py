@@ -14,6 +14,7 @@ from tests.validation_helpers import (
 )
 from webapp.audit.models import AuditEvent
 from webapp.extensions import db
+from webapp.keys.models import UserAPIKey
 
 SIX = ["openai", "anthropic", "gemini", "groq", "mistral", "deepseek"]
 
@@ -110,3 +111,49 @@ def test_valid_openrouter_and_deepseek_show_credit(make_app, emulator):
     assert "Credit used: $25.50 of a $100.00 limit ($74.50 left)" in openrouter
     assert "Quota not checked" not in openrouter
     assert "Balance: 110.00 CNY" in dashboard_row(html, "deepseek")
+
+
+def test_a_check_answer_in_an_odd_shape_shows_nothing_and_breaks_no_page(make_app, emulator):
+    """Whatever a provider sent is stored (scrubbed); the dashboard shows only what the API
+    would, so a balance that is not a list or a usage that is not a number cannot break it."""
+    app = make_app()
+    client = signed_in(app)
+    store_key(app, emulator, "deepseek", emulator.valid_key("deepseek"))
+    store_key(app, emulator, "openrouter", emulator.valid_key("openrouter"))
+    odd = {
+        "deepseek": {"balances": None, "is_available": "yes", "http_status": True},
+        "openrouter": {"usage": "lots", "limit": "none", "elapsed_ms": "12", "retry_after": 5},
+    }
+    with app.app_context():
+        for provider, details in odd.items():
+            row = db.session.scalar(db.select(UserAPIKey).filter_by(provider=provider))
+            row.details = details
+        db.session.commit()
+
+    shapes = [
+        (None, None),
+        (0, None),
+        ("110 CNY", None),
+        ([1, "x", {"currency": "usd"}], "Balance: none"),  # a list, but no entry to show
+    ]
+    for shape, expected in shapes:
+        with app.app_context():
+            row = db.session.scalar(db.select(UserAPIKey).filter_by(provider="deepseek"))
+            row.details = {**odd["deepseek"], "balances": shape}
+            db.session.commit()
+        response = client.get("/keys/")
+        assert response.status_code == 200, shape
+        deepseek = dashboard_row(page(response), "deepseek")
+        assert "HTTP True" not in deepseek
+        if expected is None:
+            assert "Balance" not in deepseek, shape
+        else:
+            assert expected in deepseek and "usd" not in deepseek
+    openrouter = dashboard_row(page(response), "openrouter")
+    assert "Credit used" not in openrouter and "lots" not in openrouter
+    assert "12 ms" not in openrouter and "wait" not in openrouter
+    api = client.get("/api/api-keys/status").get_json()["providers"]
+    assert {p["provider"]: p["facts"] for p in api if p["has_key"]} == {
+        "deepseek": {"balances": []},
+        "openrouter": {},
+    }

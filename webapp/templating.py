@@ -6,6 +6,8 @@ from datetime import datetime
 
 from flask import Flask
 
+from webapp.keys.facts import last_check
+
 STATUS_LABELS = {
     "none": ("No key", "muted"),
     "unchecked": ("Not checked", "muted"),
@@ -63,4 +65,5 @@ def register(app: Flask) -> None:
     app.add_template_filter(when)
     app.add_template_filter(day)
     app.add_template_global(expiry_flag)
+    app.add_template_global(last_check)
     app.add_template_test(is_expiring, "expiring")
