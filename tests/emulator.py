@@ -93,6 +93,7 @@ MODES = (
     "trickle",  # the status line and headers one byte per ``interval`` seconds, never ending
     "blocked",  # refused before the key is looked at (region, edge or network block)
     "nested",  # a hostile server: a 200 of JSON nested deeper than any parser recurses
+    "bad_gzip",  # a broken proxy: says its answer is gzip-compressed, but it is not
 )
 #: a trickling answer gives up after this long, so a client that never does cannot keep
 #: the emulator's thread forever
@@ -259,6 +260,9 @@ class Emulator:
             depth = 100_000
             body = "[" * depth + "]" * depth
             return Reply(200, body, headers={"Content-Type": "application/json"}, raw=True)
+        if mode == "bad_gzip":
+            headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+            return Reply(200, '{"data": []}', headers=headers, raw=True)
         if mode == "garbage":
             return Reply(
                 200,

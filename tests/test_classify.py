@@ -82,6 +82,7 @@ def test_a_missing_key_answer_is_not_a_verdict_on_the_key(emulator, provider):
         ("garbage", "provider_error", "without the JSON"),
         ("close", "network_error", "closed the connection"),
         ("down", "provider_error", "HTTP 503"),
+        ("bad_gzip", "network_error", "could not be decoded"),
     ],
 )
 def test_answers_that_are_not_the_provider_speaking(make_app, emulator, mode, status, words):

@@ -186,3 +186,27 @@ def test_validate_all_does_not_wait_for_a_check_that_never_ends(make_app, emulat
     groq = dashboard_row(html, "groq")
     assert badge(groq) == "Provider unreachable" and "did not finish" in groq
     assert row_of(app, "groq").status == "network_error"
+
+
+def test_waiting_for_a_pooled_connection_counts_against_the_deadline(emulator):
+    # With every connection busy, a request waits for one only as long as its check has left.
+    from webapp.providers.client import NoAnswer, Outgoing, ProviderHTTP
+    from webapp.providers.network import deadline
+
+    http = ProviderHTTP(connect_timeout=1, timeout=5, allow_private=True, max_connections=1)
+    emulator.slow("groq", 2.0)
+    url = emulator.base_url("groq") + "/models"
+    headers = {"Authorization": f"Bearer {emulator.valid_key('groq')}"}
+    busy = threading.Thread(target=lambda: http.send(Outgoing("GET", url, headers)))
+    try:
+        busy.start()
+        time.sleep(0.3)  # the only connection is now taken by the slow request
+        start = time.perf_counter()
+        with deadline(time.monotonic() + 0.5), pytest.raises(NoAnswer) as refused:
+            http.send(Outgoing("GET", url, headers))
+        elapsed = time.perf_counter() - start
+    finally:
+        busy.join()
+        http.close()
+    assert refused.value.reason == "timeout"
+    assert elapsed < 1.2, f"waited {elapsed:.1f} s for a connection with 0.5 s left"

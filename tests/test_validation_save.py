@@ -85,6 +85,7 @@ def test_a_rejected_first_key_stores_nothing(make_app, emulator):
         ("close", "network_error", "closed the connection"),
         ("html", "provider_error", "without the JSON it sends"),
         ("garbage", "provider_error", "without the JSON it sends"),
+        ("bad_gzip", "network_error", "could not be decoded"),
     ],
 )
 def test_an_unanswered_check_stores_the_key_and_says_so(make_app, emulator, mode, status, words):

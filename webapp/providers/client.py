@@ -179,6 +179,12 @@ class ProviderHTTP:
                     headers=dict(outgoing.headers),
                     params=dict(outgoing.params) or None,  # {} would drop a query in the URL
                     json=outgoing.json,
+                    # Waiting for a free pooled connection counts against the deadline too.
+                    timeout=httpx.Timeout(
+                        self.timeout,
+                        connect=self._timeouts.connect,
+                        pool=max(ends - time.monotonic(), 0.001),
+                    ),
                 ) as response,
             ):
                 chunks, size = [], 0
@@ -200,7 +206,11 @@ class ProviderHTTP:
         except httpx.RemoteProtocolError:
             message = f"{host} closed the connection without a complete answer."
             raise NoAnswer("closed", message, elapsed()) from None
-        except (httpx.TransportError, httpx.InvalidURL):
+        except httpx.DecodingError:
+            # A broken proxy or server: "Content-Encoding: gzip" on a body that is not.
+            message = f"{host} sent an answer that could not be decoded."
+            raise NoAnswer("protocol", message, elapsed()) from None
+        except (httpx.HTTPError, httpx.InvalidURL):
             message = f"The request to {host} failed before an answer came back."
             raise NoAnswer("protocol", message, elapsed()) from None
 
