@@ -9,14 +9,17 @@ from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
 BIGINT_MAX = 2**63 - 1
+#: the largest value an Integer column (ids) holds on every engine
+INTEGER_MAX = 2**31 - 1
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def whole_number(raw: str) -> int | None:
-    """``raw`` as a whole number an integer column can hold (0 to 2**63 - 1), else None.
+def whole_number(raw: str, maximum: int = BIGINT_MAX) -> int | None:
+    """``raw`` as a whole number from 0 to ``maximum`` (by default what a big integer column
+    holds; ``INTEGER_MAX`` for ids), else None.
 
     ASCII digits only, and at most 19 of them: ``int()`` would take other
     scripts' digits, and refuses (ValueError) strings of over 4,300 digits.
@@ -24,7 +27,7 @@ def whole_number(raw: str) -> int | None:
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 19):
         return None
     number = int(raw)
-    return number if number <= BIGINT_MAX else None
+    return number if number <= maximum else None
 
 
 class UTCDateTime(TypeDecorator[datetime]):

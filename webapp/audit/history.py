@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from webapp.audit.actions import ACTIONS, FAMILIES
 from webapp.audit.models import AuditEvent
 from webapp.auth.models import User
-from webapp.db_types import whole_number
+from webapp.db_types import INTEGER_MAX, whole_number
 from webapp.extensions import db
 from webapp.providers.catalog import get_provider
 
@@ -87,7 +87,8 @@ def parse_filter(
 
 def _parse_before(value: str, problems: dict[str, str]) -> tuple[int | None, datetime | None]:
     if value.isascii() and value.isdigit():
-        number = whole_number(value)
+        # Past the largest id there is no event: a clear 400, not a database error.
+        number = whole_number(value, INTEGER_MAX)
         if number is not None and number >= 1:
             return number, None
     else:
@@ -137,7 +138,7 @@ def find_subject(value: str) -> int:
     their rows.
     """
     value = value.strip()
-    number = whole_number(value)
+    number = whole_number(value, INTEGER_MAX)  # past the largest id: nobody
     if number is not None and number >= 1:
         return number
     user = db.session.scalar(db.select(User).filter_by(email=value.lower()))
