@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from datetime import timedelta
 
 import pytest
@@ -385,3 +386,28 @@ def test_failures_from_an_address_do_not_lock_out_valid_tokens_from_it(make_app)
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
         assert error_code(refused) == "rate_limited"
     assert len(audit_rows(app, "token.auth_failed")) == 3
+
+
+def test_token_requests_are_served_and_counted_while_the_shared_store_is_down(make_app, caplog):
+    # Redis unreachable: each worker counts on its own (README, "what each secret protects"),
+    # for tokens as for every other limit; no request fails for it.
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    first = make_app()
+    AuthActions(first.test_client()).register(ALICE)
+    _, token = issue(first)
+    # A worker whose first requests carry tokens: no other limit has found the store down yet.
+    app = make_app(
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{port}/0",
+        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 0.2},
+        RATELIMIT_TOKEN="2/minute",
+        RATELIMIT_TOKEN_FAILURES="2/minute",
+    )
+    client = app.test_client()
+    served = [call(client, "GET", STATUS, token).status_code for _ in range(3)]
+    assert served == [200, 200, 429]
+    guessed = [call(client, "GET", STATUS, token_format.generate()).status_code for _ in range(3)]
+    assert guessed == [401, 401, 429]
+    assert "counting here alone" in caplog.text
