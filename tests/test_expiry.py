@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from tests.helpers import rows_of, store
 from tests.token_helpers import ALICE, audit_rows, call, error_code, issue
 from webapp.db_types import utcnow
+from webapp.extensions import db
+from webapp.keys.models import UserAPIKey
 
 
 def day(offset: int) -> str:
@@ -184,3 +187,36 @@ def test_tokens_need_the_right_scope_for_reminders(app, alice):
     assert refused.status_code == 403 and error_code(refused) == "insufficient_scope"
     done = call(client, "POST", "/api/api-keys/expiry/openai", writer, json={"expires_at": day(9)})
     assert done.status_code == 200
+
+
+def _key_form_reminder(html: str) -> str | None:
+    """The reminder the add/replace form comes filled in with (the first form on the page)."""
+    key_form = html.split('name="api_key"', 1)[1].split("</form>", 1)[0]
+    match = re.search(r'id="expires_at"[^>]*value="([^"]*)"', key_form)
+    return match.group(1) if match else None
+
+
+def test_a_key_past_its_reminder_can_be_replaced_from_its_form(app, alice, emulator):
+    # The reminder date has passed: that is why the key is being replaced. The form must not
+    # come filled in with a date it would then refuse.
+    store(app, ALICE, "groq")
+    with app.app_context():
+        row = db.session.scalar(db.select(UserAPIKey))
+        row.expires_at = utcnow() - timedelta(days=3)
+        db.session.commit()
+    html = alice.get("/keys/groq").get_data(as_text=True)
+    assert _key_form_reminder(html) in (None, "")
+    assert f"due to expire on <strong>{day(-3)}</strong>" in html  # still shown as it stands
+    as_filled_in = {"api_key": emulator.valid_key("groq"), "expires_at": _key_form_reminder(html)}
+    response = alice.post("/keys/groq", data={k: v or "" for k, v in as_filled_in.items()})
+    assert response.status_code == 302
+    assert rows_of(app, ALICE)[0].expires_at is None
+
+
+def test_a_refused_reminder_keeps_the_stored_one_on_the_key_form(app, alice):
+    store(app, ALICE, "openai")
+    alice.post("/keys/openai/expiry", data={"expires_at": day(30)})
+    assert _key_form_reminder(alice.get("/keys/openai").text) == day(30)
+    refused = alice.post("/keys/openai/expiry", data={"expires_at": day(-30)})
+    assert refused.status_code == 400
+    assert _key_form_reminder(refused.get_data(as_text=True)) == day(30)

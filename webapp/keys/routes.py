@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
+from webapp.db_types import utcnow
 from webapp.keys import expiry, service, statuses
 from webapp.keys.forms import ConfirmForm, ExpiryForm, UserKeyForm, key_form_class
 from webapp.keys.limits import key_writes
@@ -46,6 +47,15 @@ def _reminder(status: statuses.KeyStatus) -> dict:
     return {"expires_at": status.expires_at.date() if status.expires_at else None}
 
 
+def _key_form(provider: Provider, status: statuses.KeyStatus, **kwargs):
+    """The add/replace form, filled in with the stored settings and a reminder still ahead: a
+    key being replaced because it expired must not fail on its old date."""
+    reminder = _reminder(status)
+    if reminder["expires_at"] is not None and reminder["expires_at"] < utcnow().date():
+        reminder["expires_at"] = None
+    return key_form_class(provider, UserKeyForm)(data={**status.config, **reminder}, **kwargs)
+
+
 @bp.route("/<provider_id>", methods=["GET", "POST"])
 @login_required
 @key_writes
@@ -53,7 +63,7 @@ def _reminder(status: statuses.KeyStatus) -> dict:
 def edit(provider_id: str):
     provider = _provider_or_404(provider_id)
     status = statuses.key_status(current_user, provider.id)
-    form = key_form_class(provider, UserKeyForm)(data={**status.config, **_reminder(status)})
+    form = _key_form(provider, status)
     if form.validate_on_submit():
         extra = {spec.name: form[spec.name].data for spec in provider.extra_fields}
         try:
@@ -94,8 +104,7 @@ def set_expiry(provider_id: str):
             text = f"on {when:%Y-%m-%d}" if when else "cleared"
             flash(f"The expiry reminder of your {provider.name} key was {text}.", "success")
             return redirect(url_for(".dashboard"))
-    key_form = key_form_class(provider, UserKeyForm)(formdata=None, data=status.config)
-    return _edit_page(provider, status, key_form, form)
+    return _edit_page(provider, status, _key_form(provider, status, formdata=None), form)
 
 
 @bp.route("/<provider_id>/delete", methods=["GET", "POST"])
