@@ -177,6 +177,30 @@ def test_next_keeps_a_local_path(client, auth):
     assert response.headers["Location"] == "/keys/openai"
 
 
+@pytest.mark.parametrize(
+    ("path", "back_to"),
+    [
+        ("/keys/openai/validate", "/keys/"),  # a button: after signing in, the dashboard
+        ("/auth/logout", "/keys/"),
+        ("/keys/openai", "/keys/openai"),  # a form page: back to it
+    ],
+)
+def test_a_post_after_the_session_ended_leads_back_to_a_page(app, client, auth, path, back_to):
+    # Signed out elsewhere (a password change, the session's age): the next button press
+    # sends the user to sign in, and from there to a page that can be shown, not a 405.
+    auth.register()
+    with app.app_context():
+        db.session.execute(db.delete(LoginSession))
+        db.session.commit()
+    response = client.post(path, data={"api_key": "x"})
+    assert response.status_code == 302
+    signed_in = client.post(
+        response.headers["Location"], data={"email": "alice@example.com", "password": PASSWORD}
+    )
+    assert signed_in.headers["Location"] == back_to
+    assert client.get(back_to).status_code == 200
+
+
 def _login_time(client, email: str, password: str) -> float:
     start = time.perf_counter()
     response = client.post("/auth/login", data={"email": email, "password": password})

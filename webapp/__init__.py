@@ -108,6 +108,11 @@ def register_extensions(app: Flask) -> None:
 
         if wants_json():
             return error_response(401)
+        # Back to this page after signing in, if it is one: a button's POST-only URL would
+        # answer the redirected GET with a 405, so those lead to the dashboard instead.
+        rule = request.url_rule
+        if rule is None or "GET" not in (rule.methods or ()):
+            return redirect(url_for("auth.login"))
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
