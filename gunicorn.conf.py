@@ -27,7 +27,23 @@ bind = os.environ.get(
 def _switch(name: str, default: bool) -> bool:
     """An on/off setting, read as Keyhold's own switches are (webapp/config.py)."""
     raw = os.environ.get(name, "").strip().lower()
-    return default if not raw else raw in ("1", "true", "yes", "on")
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    sys.exit(f"Keyhold: {name} must be on or off (1/0, true/false, yes/no), got {raw!r}")
+
+
+def _whole(name: str, default: int) -> int:
+    """A count or a number of seconds; anything else stops gunicorn with a clear message."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.isascii() and raw.isdigit() and len(raw) <= 9:
+        return int(raw)
+    sys.exit(f"Keyhold: {name} must be a whole number, got {raw!r}")
 
 
 # Rate limits kept in memory (RATELIMIT_STORAGE_URI unset or memory://) are counted by each
@@ -36,8 +52,7 @@ def _switch(name: str, default: bool) -> bool:
 # threads serve requests concurrently), and refuses to start with more.
 _storage = os.environ.get("RATELIMIT_STORAGE_URI", "").strip().lower() or "memory://"
 _limits_per_process = _switch("RATELIMIT_ENABLED", True) and _storage.startswith("memory:")
-_workers = os.environ.get("WEB_CONCURRENCY", "").strip()
-workers = int(_workers) if _workers else 1 if _limits_per_process else multiprocessing.cpu_count()
+workers = _whole("WEB_CONCURRENCY", 1 if _limits_per_process else multiprocessing.cpu_count())
 
 
 def on_starting(server) -> None:
@@ -53,14 +68,14 @@ def on_starting(server) -> None:
 
 
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = _whole("GUNICORN_THREADS", 4)
 # The heartbeat: a worker whose main loop is silent this long is killed and replaced. With
 # threads it does not bound a request (key checks are bounded by VALIDATION_TIMEOUT).
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+timeout = _whole("GUNICORN_TIMEOUT", 30)
 # On SIGTERM, running requests get this long to finish. The longest is a validate-all of
 # every provider: two rounds of VALIDATION_MAX_WORKERS checks at VALIDATION_TIMEOUT (2 x 10 s
 # by default) and a little more, so it must outlast that or the last answers are cut off.
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+graceful_timeout = _whole("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = 5
 # Each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new connections
 # over them. On one shared socket, the first worker to wake accepts a whole burst of keep-alive
@@ -73,7 +88,7 @@ reuse_port = _switch("GUNICORN_REUSE_PORT", True)
 # Recycle workers now and then so a slow leak cannot accumulate. Not often: a new worker
 # spends about a second of CPU starting, and while it starts the others take its load. A
 # worker's memory stays flat under load (docs/benchmarks.md), so this is only a backstop.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
+max_requests = _whole("GUNICORN_MAX_REQUESTS", 100000)
 max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 # The access log line never carries request bodies; the query string is kept, and keys are

@@ -175,3 +175,35 @@ def test_gunicorn_gets_the_message_it_prints_and_stops_on(clean_env, monkeypatch
     monkeypatch.setenv("KEYHOLD_ENV", "production")
     with pytest.raises(AppImportError, match="SECRET_KEY and API_KEY_ENCRYPTION_SECRET"):
         runpy.run_path(str(ROOT / "wsgi.py"))
+
+
+@pytest.mark.parametrize("value", ["ture", "enabled", "Y"])
+def test_an_on_off_setting_that_is_neither_stops_start_up(clean_env, monkeypatch, value):
+    # A typo must not quietly turn the Secure cookie flag (and HSTS) off in production.
+    monkeypatch.setenv("SESSION_COOKIE_SECURE", value)
+    with pytest.raises(ConfigError, match=f"SESSION_COOKIE_SECURE must be on or off.*'{value}'"):
+        create_app()
+
+
+@pytest.mark.parametrize(("value", "secure"), [("off", False), (" Yes ", True), ("0", False)])
+def test_on_off_settings_take_the_usual_words(clean_env, monkeypatch, value, secure):
+    monkeypatch.setenv("SESSION_COOKIE_SECURE", value)
+    assert create_app().config["SESSION_COOKIE_SECURE"] is secure
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("RATELIMIT_LOGIN_IP", "10/minut"), ("RATELIMIT_DEFAULT", "lots"), ("RATELIMIT_TOKEN", ";")],
+)
+def test_a_rate_limit_that_does_not_parse_stops_start_up(clean_env, monkeypatch, name, value):
+    # Flask-Limiter would drop it and serve on without that limit (sign-in guesses unbounded).
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"Not a rate limit: {name}='{value}'"):
+        create_app()
+
+
+def test_an_emptied_development_secret_file_is_a_clear_error(clean_env):
+    create_app()
+    (clean_env / "encryption_secret").write_text("\n")
+    with pytest.raises(ConfigError, match="encryption_secret is empty: restore it from a backup"):
+        create_app()

@@ -38,6 +38,19 @@ def test_one_worker_per_core_only_with_a_shared_rate_limit_store():
 
 
 @pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("WEB_CONCURRENCY", "auto", "WEB_CONCURRENCY must be a whole number, got 'auto'"),
+        ("GUNICORN_TIMEOUT", "30s", "GUNICORN_TIMEOUT must be a whole number, got '30s'"),
+        ("GUNICORN_REUSE_PORT", "maybe", "GUNICORN_REUSE_PORT must be on or off"),
+    ],
+)
+def test_a_setting_gunicorn_cannot_read_stops_it_with_a_message(name, value, message):
+    with pytest.raises(SystemExit, match=message):
+        _conf(**{name: value})
+
+
+@pytest.mark.parametrize(
     ("settings", "args"),
     [({"WEB_CONCURRENCY": "2"}, []), ({}, ["--workers", "3"])],
     ids=["environment", "command line"],

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import click
 from flask import Flask
+from limits import parse_many
 
 from webapp.providers.catalog import Provider, all_providers
 
@@ -52,11 +53,20 @@ class ConfigError(click.ClickException):
     """
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
 def _env_bool(name: str, default: bool) -> bool:
+    """An on/off setting. Anything else is refused: a typo in SESSION_COOKIE_SECURE must
+    not quietly turn the flag (and HSTS with it) off."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
+    value = raw.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise ConfigError(f"{name} must be on or off (1/0, true/false, yes/no), got {raw!r}")
+    return value in _TRUE
 
 
 def _env_int(name: str, default: int) -> int:
@@ -190,6 +200,38 @@ def warn_about_ignored_settings() -> None:
             )
 
 
+#: the settings that are rate limits ("10/minute;50/hour"); checked at start, because
+#: Flask-Limiter drops a limit it cannot parse and keeps serving without it
+LIMIT_SETTINGS = (
+    "RATELIMIT_DEFAULT",
+    "RATELIMIT_LOGIN_IP",
+    "RATELIMIT_LOGIN_ACCOUNT",
+    "RATELIMIT_REGISTER",
+    "RATELIMIT_KEY_WRITE",
+    "RATELIMIT_VALIDATE",
+    "RATELIMIT_SETUP",
+    "RATELIMIT_TOKEN",
+    "RATELIMIT_TOKEN_WRITE",
+    "RATELIMIT_TOKEN_FAILURES",
+)
+
+
+def _check_limits(config: Mapping[str, Any]) -> None:
+    wrong = []
+    for name in LIMIT_SETTINGS:
+        value = config[name]
+        try:
+            if not isinstance(value, str) or not parse_many(value):
+                raise ValueError(value)
+        except ValueError:
+            wrong.append(f"{name}={value!r}")
+    if wrong:
+        raise ConfigError(
+            f"Not a rate limit: {', '.join(wrong)}. Write each like 10/minute or "
+            "10/minute;50/hour (per second, minute, hour or day)."
+        )
+
+
 def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     """Fill ``app.config`` from defaults, the environment and ``overrides``; no secrets yet."""
     app.config.from_mapping(defaults(app.instance_path))
@@ -199,6 +241,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     if env not in ENVIRONMENTS:
         # A typo ("prod") must not quietly run production as development.
         raise ConfigError(f"KEYHOLD_ENV is {env!r}; set it to one of: {', '.join(ENVIRONMENTS)}.")
+    _check_limits(app.config)
     uri = app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
         app.config["SQLALCHEMY_DATABASE_URI"]
     )
@@ -251,7 +294,14 @@ def _instance_secret(instance_path: str, secret: Secret) -> str:
     """Read a development secret from instance/, creating it (0600) if missing."""
     path = Path(instance_path) / secret.filename
     if path.exists():
-        return path.read_text(encoding="ascii").strip()
+        value = path.read_text(encoding="ascii").strip()
+        if not value:
+            raise ConfigError(
+                f"{path} is empty: restore it from a backup, or remove it to have a new "
+                f"{secret.name} generated ({secret.loss}); or set {secret.name} in the "
+                "environment."
+            )
+        return value
     value = secrets.token_urlsafe(48)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
