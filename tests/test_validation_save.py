@@ -132,3 +132,18 @@ def test_a_key_for_a_restricted_account_is_stored_with_its_status(make_app, emul
     assert "Missing scopes" in page(response)
     row = row_of(app, "openai")
     assert row.status == "forbidden" and row.is_valid is True
+
+
+def test_checking_a_key_leaves_the_time_it_was_stored(make_app, emulator):
+    # updated_at says when the key was stored (the API: "when the key was last stored"); a
+    # check, by hand or by the nightly revalidation, is not storing it.
+    app = make_app()
+    client = signed_in(app)
+    store_key(app, emulator, "groq", "gsk_" + "B" * 52)  # unknown to the provider
+    stored = row_of(app, "groq")
+    assert client.post("/keys/groq/validate").status_code == 302
+    checked = row_of(app, "groq")
+    assert checked.status == "invalid" and checked.status != stored.status
+    assert checked.updated_at == stored.updated_at
+    store_key(app, emulator, "groq", emulator.valid_key("groq"))
+    assert row_of(app, "groq").updated_at > stored.updated_at

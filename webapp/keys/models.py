@@ -32,7 +32,8 @@ class StoredKeyMixin:
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # When the key was last stored (seal); a check, a reminder or a rotation leaves it alone.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     @property
     def sealed(self) -> SealedKey:
@@ -43,6 +44,7 @@ class StoredKeyMixin:
         self.key_hash = sealed.key_hash
         self.key_version = sealed.version
         self.key_hint = hint
+        self.updated_at = utcnow()
 
 
 class UserAPIKey(StoredKeyMixin, db.Model):
