@@ -182,3 +182,21 @@ def test_classify_ignores_a_body_that_is_not_json():
     answer = Answer(401, {}, b"", 5)
     result = classify(get_provider("mistral"), answer, key=KEY, expect="data")
     assert result.status == "invalid"  # Mistral's bodiless 401 (continuedev/continue#10277)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Access denied due to Virtual Network/Firewall rules.",
+        "Public access is disabled. Please configure private endpoint.",
+        "Traffic is not from an approved private endpoint.",
+    ],
+)
+def test_an_azure_network_refusal_is_not_a_verdict_on_the_key(message):
+    # Azure's network rules answer 403 before the key is looked at: a revoked key behind a
+    # private endpoint must not come out of it marked valid.
+    body = json.dumps({"error": {"code": "403", "message": message}}).encode()
+    answer = Answer(403, {"content-type": "application/json"}, body, 5)
+    entry = get_provider("azure_openai")
+    result = classify(entry, answer, key=KEY, expect=entry.check.expect)
+    assert result.is_valid is None and not result.key_judged

@@ -288,7 +288,9 @@ AZURE_SIGNATURES = (
     _before_auth(
         "The resource's network rules do not let this server in.",
         statuses=(403,),
-        contains=("virtual network",),
+        # "...Virtual Network/Firewall rules.", "Public access is disabled. Please configure
+        # private endpoint.", "Traffic is not from an approved private endpoint."
+        contains=("virtual network", "private endpoint", "public access is disabled"),
     ),
     Signature(
         PROVIDER_ERROR,
