@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import PASSWORD, AuthActions
+from tests.conftest import ADMIN_EMAIL, PASSWORD, AuthActions
 from tests.helpers import drop_redis_keys
 from tests.token_helpers import ALICE, call, issue
 from webapp.audit.models import AuditEvent
@@ -231,6 +231,19 @@ def test_the_pages_and_the_api_spend_one_key_write_budget(limited, emulator):
         == 429
     )
     assert client.post("/keys/groq", data={"api_key": key}).status_code == 429
+
+
+def test_global_key_writes_share_one_budget_on_the_page_and_the_api(limited, emulator):
+    # Each save may ask the provider: an admin session gets no unlimited path through the API.
+    app = limited(RATELIMIT_KEY_WRITE="2/hour")
+    admin = app.test_client()
+    assert AuthActions(admin).login(ADMIN_EMAIL).status_code == 302
+    body = {"provider": "groq", "api_key": emulator.valid_key("groq"), "validate": False}
+    assert admin.post("/admin/keys/groq", data={"api_key": body["api_key"]}).status_code == 302
+    assert admin.post("/api/api-keys/set-initial", json=body).status_code == 200
+    refused = admin.post("/api/api-keys/set-initial", json=body)
+    assert refused.status_code == 429 and refused.get_json()["error"]["code"] == "rate_limited"
+    assert admin.post("/admin/keys/groq", data={"api_key": body["api_key"]}).status_code == 429
 
 
 def test_api_answers_429_in_json_and_pages_in_html(limited):

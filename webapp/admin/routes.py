@@ -8,11 +8,10 @@ from flask_login import current_user
 from webapp.admin.access import admin_required
 from webapp.admin.forms import FallbackForm
 from webapp.auth.models import User
-from webapp.extensions import limiter
 from webapp.keys import global_keys
 from webapp.keys.forms import ConfirmForm, key_form_class
+from webapp.keys.limits import global_key_writes
 from webapp.keys.service import InvalidKeyInput, KeyRejected, require_provider
-from webapp.ratelimit import configured, user_rate_key
 from webapp.templating import status_label
 from webapp.validation.limits import key_checks
 from webapp.web import form_status, no_store, request_info
@@ -65,7 +64,7 @@ def edit_global_key(provider_id: str, *, actor: User | None, back: str):
 
 @bp.route("/keys/<provider_id>", methods=["GET", "POST"])
 @admin_required
-@limiter.limit(configured("RATELIMIT_KEY_WRITE"), methods=["POST"], key_func=user_rate_key)
+@global_key_writes
 @no_store
 def edit(provider_id: str):
     return edit_global_key(provider_id, actor=_admin(), back=url_for(".keys"))

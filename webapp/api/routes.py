@@ -24,10 +24,10 @@ from webapp.auth.models import User
 from webapp.db_types import whole_number
 from webapp.extensions import csrf
 from webapp.keys import expiry, global_keys, service, statuses
-from webapp.keys.limits import key_writes
+from webapp.keys.limits import global_key_writes, key_writes
 from webapp.providers.catalog import Provider, all_providers
 from webapp.setup import service as setup
-from webapp.setup.limits import token_guesses
+from webapp.setup.limits import SETUP_TOKEN_HEADER, token_guesses
 from webapp.validation import service as validation
 from webapp.validation.limits import key_checks
 from webapp.web import request_info
@@ -35,7 +35,6 @@ from webapp.web import request_info
 bp = Blueprint("api", __name__, url_prefix="/api")
 errors.register(bp)
 
-SETUP_TOKEN_HEADER = "X-Setup-Token"
 #: every provider-specific field any provider takes (each is a string)
 EXTRA_FIELDS = {spec.name: str for p in all_providers() for spec in p.extra_fields}
 
@@ -188,6 +187,7 @@ def _global_key_actor() -> User | None:
 @bp.post("/api-keys/set-initial")
 @csrf.exempt
 @token_guesses(exempt_when=_no_setup_token)
+@global_key_writes
 def set_initial():
     actor = _global_key_actor()  # before reading the body: strangers learn nothing from it
     provider, api_key, extra, validate, _ = _key_submission()

@@ -8,6 +8,9 @@ from webapp.extensions import limiter
 from webapp.ratelimit import configured
 from webapp.web import request_info
 
+#: the header that carries the one-time setup token on the API
+SETUP_TOKEN_HEADER = "X-Setup-Token"
+
 
 def token_guesses(**kwargs: Any):
     """Count this view against the client address's RATELIMIT_SETUP, shared by every such view."""
