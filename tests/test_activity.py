@@ -9,7 +9,8 @@ import pytest
 from tests.conftest import ADMIN_EMAIL, PASSWORD, AuthActions
 from tests.fakekeys import fake_key
 from tests.helpers import store
-from tests.token_helpers import ALICE, BOB, call, error_code, issue
+from tests.token_helpers import ALICE, BOB, audit_rows, call, error_code, issue
+from webapp.auth.services import find_user
 from webapp.crypto import mask_key
 
 EVENT_ROW = re.compile(r'<tr id="event-(\d+)" class="event event-(\w+)" data-action="([a-z_.]+)"')
@@ -210,6 +211,11 @@ def test_a_token_with_audit_read_reads_its_owners_events_only(app, alice, bob):
     admin_id, admin_token = issue(app, ADMIN_EMAIL, scopes=["audit:read"])
     other = call(app.test_client(), "GET", f"/api/audit?user={BOB}", admin_token)
     assert other.status_code == 403 and error_code(other) == "token_not_allowed"
+    # Refused like any other token overreach: the admin's trail shows the attempt.
+    (denied,) = audit_rows(app, "access.denied")
+    with app.app_context():
+        assert denied.actor_user_id == find_user(ADMIN_EMAIL).id
+    assert denied.details["token_id"] == admin_id and denied.details["needed"] == "session-only"
     _, reader = issue(app, ALICE, scopes=["keys:read"])
     lacking = call(app.test_client(), "GET", "/api/audit", reader)
     assert lacking.status_code == 403 and error_code(lacking) == "insufficient_scope"

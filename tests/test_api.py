@@ -456,6 +456,11 @@ def test_set_initial_with_the_setup_token_before_setup(make_app, emulator):
         "/api/api-keys/set-initial", json=body, headers={"X-Setup-Token": token}, csrf=False
     )
     assert late.status_code == 403 and error_of(late)["code"] == "setup_finished"
+    with app.app_context():  # refused, and on the record like a wrong token
+        reasons = db.session.scalars(
+            db.select(AuditEvent.details).filter_by(action="access.denied")
+        ).all()
+    assert [r["reason"] for r in reasons].count("setup_finished") == 1
     assert app.test_client().get("/api/api-keys/status-initial").get_json() == {
         "setup_complete": True
     }

@@ -22,6 +22,7 @@ from webapp.audit import history
 from webapp.audit.actions import ACTIONS, action_label
 from webapp.audit.models import AuditEvent
 from webapp.providers.catalog import all_providers
+from webapp.tokens import authn, scopes
 from webapp.tokens.bearer import current_token
 from webapp.web import no_store, request_info
 
@@ -132,7 +133,9 @@ def _api_subject(who: str | None) -> int | None:
     """Whose rows: the caller's own, or (admins, in a browser) the named user's or everyone's."""
     if who is None:
         return current_user.id
-    if current_token() is not None:
+    token = current_token()
+    if token is not None:
+        authn.record_scope_denial(token, scopes.SESSION_ONLY, request.endpoint, request_info())
         raise ApiError(403, "token_not_allowed", "An access token reads its owner's events only.")
     require_admin(current_user, "api.audit", info=request_info())
     if who.strip() == EVERYONE:

@@ -159,14 +159,20 @@ def check_token(token: str | None, *, info: RequestInfo | None = None) -> str:
     so the plaintext is needed only once.
     """
     if setup_finished():
+        # A setup token after setup opens nothing; the attempt is on the record all the same.
+        _refused(info, "setup_finished")
         raise SetupFinished("Setup is finished.")
     valid = isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_LENGTH
     if not valid or _row_for(hash_token(token)) is None:
-        record("access.denied", outcome="denied", info=info, details={"reason": "setup_token"})
-        db.session.commit()
-        monitoring.access_denied(None, info and info.ip, "setup_token")
+        _refused(info, "setup_token")
         raise SetupTokenRefused("That is not the current setup token.")
     return hash_token(token)
+
+
+def _refused(info: RequestInfo | None, reason: str) -> None:
+    record("access.denied", outcome="denied", info=info, details={"reason": reason})
+    db.session.commit()
+    monitoring.access_denied(None, info and info.ip, reason)
 
 
 def proof_is_current(proof: object) -> bool:
