@@ -520,6 +520,9 @@ def test_setup_token_guesses_are_rate_limited(make_app):
     assert form.status_code == 429
     # Asking whether setup is finished, without a token, is not a guess.
     assert client.get("/api/api-keys/status-initial").status_code == 200
+    with app.app_context():  # one row for the run of refusals, saying what was counted
+        (hit,) = db.session.scalars(db.select(AuditEvent).filter_by(action="ratelimit.hit"))
+    assert hit.details["kind"] == "ip" and hit.ip == "127.0.0.1"
 
 
 def test_an_admins_calls_to_set_initial_spend_no_setup_token_guesses(make_app):

@@ -336,7 +336,7 @@ def test_revocation_ends_a_grace_period_at_once(app, alice):
     assert call(app.test_client(), "GET", STATUS, old).status_code == 401
 
 
-def test_requests_are_limited_per_token(make_app):
+def test_requests_are_limited_per_token(make_app, caplog):
     app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_TOKEN="2/minute")
     AuthActions(app.test_client()).register(ALICE)
     _, first = issue(app)
@@ -345,7 +345,15 @@ def test_requests_are_limited_per_token(make_app):
     assert [call(client, "GET", STATUS, first).status_code for _ in range(2)] == [200, 200]
     limited = call(client, "GET", STATUS, first)
     assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    assert call(client, "GET", STATUS, first).status_code == 429
     assert call(client, "GET", STATUS, second).status_code == 200
+    # Refused as by any other limit: a log line each, one audit row for the run.
+    (hit,) = audit_rows(app, "ratelimit.hit")
+    assert hit.details["kind"] == "token" and hit.details["limit"] == "2/minute"
+    with app.app_context():
+        assert hit.actor_user_id == find_user(ALICE).id
+    logged = [r for r in caplog.records if getattr(r, "event", None) == "ratelimit.hit"]
+    assert len(logged) == 2 and "token limit 2/minute" in logged[0].reason
 
 
 def test_failed_token_attempts_are_limited_per_address(make_app):
@@ -353,8 +361,10 @@ def test_failed_token_attempts_are_limited_per_address(make_app):
     client = app.test_client()
     codes = [call(client, "GET", STATUS, token_format.generate()).status_code for _ in range(5)]
     assert codes == [401, 401, 401, 429, 429]
-    # Once limited, refusals cost no database writes.
+    # Once limited, refusals cost no database writes but one row for the run.
     assert len(audit_rows(app, "token.auth_failed")) == 3
+    (hit,) = audit_rows(app, "ratelimit.hit")
+    assert hit.details["kind"] == "token-failure" and hit.actor_user_id is None
     other = call(client, "GET", STATUS, "x", environ_base={"REMOTE_ADDR": "192.0.2.99"})
     assert other.status_code == 401
 

@@ -87,10 +87,17 @@ default_limit = configured("RATELIMIT_DEFAULT")
 def on_breach(limit: RequestLimit) -> None:
     """Log every refused request; audit the first of each run."""
     key, scope = limit.request_args[-2], limit.request_args[-1]
+    audit = lambda: limit.limiter.hit(AUDIT_EVERY, "ratelimit-audit", limit.key)  # noqa: E731
+    refused(key, str(limit.limit), scope, audit)
+
+
+def refused(key: str, limit: str, scope: str, first_of_run: Callable[[], bool]) -> None:
+    """Log a request refused by the limit ``limit`` counted under ``key`` (``kind:ident``);
+    audit it if ``first_of_run()`` says no hit of that key was audited in AUDIT_EVERY."""
     kind = key.partition(":")[0]
     user_id = _signed_in_id()
     ip = client_ip()
-    reason = f"{kind} limit {limit.limit} on {scope}"
+    reason = f"{kind} limit {limit} on {scope}"
     from webapp import monitoring
 
     monitoring.security_event(
@@ -100,11 +107,11 @@ def on_breach(limit: RequestLimit) -> None:
         user_id=user_id,
         ip=ip,
         reason=reason,
-        limit=str(limit.limit),
+        limit=limit,
         endpoint=request.endpoint,
     )
-    if limit.limiter.hit(AUDIT_EVERY, "ratelimit-audit", limit.key):
-        _audit(kind, str(limit.limit), scope, user_id, ip)
+    if first_of_run():
+        _audit(kind, limit, scope, user_id, ip)
 
 
 def _audit(kind: str, limit: str, scope: str, user_id: int | None, ip: str) -> None:

@@ -17,6 +17,6 @@ def token_guesses(**kwargs: Any):
     return limiter.shared_limit(
         configured("RATELIMIT_SETUP"),
         scope="setup-token",
-        key_func=lambda: request_info().ip or "unknown",
+        key_func=lambda: f"ip:{request_info().ip or 'unknown'}",
         **kwargs,
     )

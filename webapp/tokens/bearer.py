@@ -27,7 +27,7 @@ from webapp.audit.service import RequestInfo
 from webapp.config import ConfigError
 from webapp.errors import error_response
 from webapp.extensions import csrf, limiter
-from webapp.ratelimit import configured, user_rate_key
+from webapp.ratelimit import AUDIT_EVERY, configured, refused, user_rate_key
 from webapp.tokens import authn, policy, scopes
 from webapp.web import request_info
 
@@ -131,8 +131,9 @@ def _failed(refusal: authn.TokenRefused, info: RequestInfo) -> Response:
     valid token is let through from an address where others keep failing (a
     shared NAT, CI runner or proxy). Guessing gains nothing from that, as the
     190 random bits of a token are out of reach at any rate. Past the budget a
-    failure gets 429 and costs no audit row or log line, so a flood of guesses
-    cannot become a flood of writes.
+    failure gets 429, a log line and, once in a while, one ``ratelimit.hit`` row,
+    as any refusal by a rate limit: a flood of guesses cannot become a flood of
+    writes.
     """
     address = info.ip or "unknown"
     if not _hit("RATELIMIT_TOKEN_FAILURES", "token-failure", address):
@@ -232,6 +233,9 @@ def _too_many(setting: str, scope: str, ident: str) -> Response:
     for stats in windows:
         if stats.remaining <= 0:
             reset = max(reset, stats.reset_time)
+    # Logged and audited as every other limit's refusals: a line each, a row a run.
+    first = lambda: _counted(lambda c: c.hit(AUDIT_EVERY, "ratelimit-audit", *key))  # noqa: E731
+    refused(f"{scope}:{ident}", current_app.config[setting], scope, first)
     response = make_response(error_response(429))
     response.headers["Retry-After"] = str(max(1, math.ceil(reset - time.time())))
     return response
