@@ -321,3 +321,9 @@ def test_the_chain_lock_comes_after_row_locks_so_writers_never_deadlock(app, use
         assert actions[-2:] == ["key.validate", "key.delete"]
         assert db.session.scalar(db.select(db.func.count()).select_from(UserAPIKey)) == 0
         assert verify_chain().ok
+
+
+def test_a_prune_further_back_than_any_date_is_refused_clearly(runner):
+    result = runner.invoke(args=["audit", "prune", "--older-than", "1000000"])
+    assert result.exit_code == 2 and "--older-than" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

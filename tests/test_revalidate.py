@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import text
 
 from tests.conftest import ADMIN_EMAIL
@@ -173,3 +174,11 @@ def test_nothing_stored_nothing_checked(make_app):
     result = revalidate(app)
     assert result.exit_code == 0 and "No stored keys to check." in result.output
     assert ADMIN_EMAIL not in result.output and EMAIL not in result.output
+
+
+@pytest.mark.parametrize("hours", ["inf", "nan", "1e12"])
+def test_an_older_than_that_is_no_time_span_is_refused_clearly(app, hours):
+    result = revalidate(app, "--older-than", hours)
+    assert result.exit_code == 2, result.output
+    assert "--older-than" in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -49,11 +51,22 @@ def rotate_secret_command(batch_size: int) -> None:
     click.echo("Every key is under the current secret; old secrets can now be removed.")
 
 
+MAX_HOURS = 100 * 366 * 24
+
+
+def _finite(value: float | None, name: str) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of hours", param_hint=name)
+    return value
+
+
 @keys_cli.command("revalidate")
 @click.option(
     "--older-than",
     "hours",
-    type=click.FloatRange(min=0),
+    # At most a century: a larger span (or inf, or nan, which no range refuses) is no date.
+    type=click.FloatRange(min=0, max=MAX_HOURS),
+    callback=lambda _ctx, _param, value: _finite(value, "--older-than"),
     metavar="HOURS",
     help="Only keys not checked within the last HOURS hours (default: every key).",
 )

@@ -38,7 +38,7 @@ def verify_command() -> None:
 @click.option(
     "--older-than",
     "days",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=36_600),  # a century; further back is no date
     required=True,
     metavar="DAYS",
     help="Delete rows recorded more than DAYS days ago.",
