@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import stat
 from pathlib import Path
 
@@ -288,3 +289,21 @@ def test_a_second_token_cannot_be_made_while_one_exists(fresh):
         service.ensure_token()
         assert db.session.scalar(db.select(db.func.count()).select_from(SetupToken)) == 1
     assert token_of(fresh) == token
+
+
+def test_a_token_file_that_cannot_be_written_loses_no_token(make_app, tmp_path, caplog):
+    # SETUP_TOKEN_FILE where no file can be (under a file): the first start still shows the
+    # token (in the log), and the setup page works instead of failing.
+    caplog.set_level(logging.WARNING, logger="webapp")
+    (tmp_path / "a-file").write_text("")
+    unwritable = tmp_path / "a-file" / "setup-token"
+    app = make_app(fresh=True, SETUP_TOKEN_FILE=str(unwritable))
+    assert app.test_cli_runner().invoke(args=["setup-token", "--first-start"]).exit_code == 0
+    (shown,) = [r.getMessage() for r in caplog.records if "khs_" in r.getMessage()]
+    token = re.search(r"khs_[A-Za-z0-9_-]+", shown).group(0)
+    assert "could not be written" in shown and not unwritable.exists()
+    assert app.test_client().get("/setup").status_code == 200
+    assert enter_token(app.test_client(), token).headers["Location"] == "/setup"
+    replaced = app.test_cli_runner().invoke(args=["setup-token"])
+    assert replaced.exit_code == 0 and replaced.stdout.startswith("khs_")
+    assert "not written to" in replaced.stderr

@@ -31,7 +31,10 @@ def setup_token_command(first_start: bool) -> None:
     except service.SetupFinished as exc:
         raise click.ClickException(exc.message) from None
     click.echo(token)
-    click.echo(f"(also written to {service.token_file()}; open /setup to use it)", err=True)
+    if service.token_file().exists():
+        click.echo(f"(also written to {service.token_file()}; open /setup to use it)", err=True)
+    else:
+        click.echo(f"(not written to {service.token_file()}; open /setup to use it)", err=True)
 
 
 @click.command("create-admin")

@@ -124,14 +124,30 @@ def ensure_token() -> None:
     except IntegrityError:
         db.session.rollback()  # another worker created it a moment ago
         return
-    path = _write_token_file(token)
+    path = _try_token_file(token)
+    # The log is where the operator finds the token on a first start: it goes there even
+    # when the file could not be written.
     log.warning(
         "Keyhold is not set up yet. Open /setup and enter this one-time setup token: %s "
-        "(also written to %s; `flask setup-token` replaces it).",
+        "(%s; `flask setup-token` replaces it).",
         token,
-        path,
+        f"also written to {path}" if path else f"could not be written to {token_file()}",
         extra={"event": "setup.token_issued"},
     )
+
+
+def _try_token_file(token: str) -> Path | None:
+    """Write the token file; None, with the reason logged, when it cannot be written."""
+    try:
+        return _write_token_file(token)
+    except OSError as exc:
+        log.error(
+            "could not write the setup token file %s: %s (set SETUP_TOKEN_FILE to a writable path)",
+            token_file(),
+            exc.strerror or type(exc).__name__,
+            extra={"event": "setup.token_file_failed"},
+        )
+        return None
 
 
 def issue_token(*, info: RequestInfo | None = None) -> str:
@@ -141,7 +157,7 @@ def issue_token(*, info: RequestInfo | None = None) -> str:
     db.session.execute(db.delete(SetupToken))
     token = _new_token_row("command", info)
     db.session.commit()
-    _write_token_file(token)
+    _try_token_file(token)  # the command prints the token either way
     return token
 
 
