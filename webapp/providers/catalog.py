@@ -217,6 +217,10 @@ def _chat_probe(*models: str, cost: str) -> DeepCheck:
 
 
 # OpenAI's answers, which OpenAI-compatible gateways copy.
+#: a daily cap (Gemini's requests per day, Groq's tokens per day): the key works and has used
+#: up today's allowance; unlike spent credit it comes back by itself
+_DAILY = "The key works but has used up its daily quota; it resets within a day."
+
 OPENAI_SIGNATURES = (
     Signature(
         QUOTA_EXCEEDED,
@@ -280,6 +284,7 @@ GEMINI_SIGNATURES = (
         statuses=(429,),
         path="error.details[].violations[].quotaId",
         contains=("PerDay",),
+        note=_DAILY,
     ),
     Signature(QUOTA_EXCEEDED, statuses=(429,), contains=("limit: 0",)),
 )
@@ -459,7 +464,7 @@ _ENTRIES = (
                 equals=("organization_restricted",),
                 note="Groq has restricted the organisation this key belongs to.",
             ),
-            Signature(QUOTA_EXCEEDED, statuses=(429,), contains=("per day",)),
+            Signature(QUOTA_EXCEEDED, statuses=(429,), contains=("per day",), note=_DAILY),
         ),
         deep_check=_chat_probe(
             "llama-3.1-8b-instant",
