@@ -244,6 +244,10 @@ def test_global_key_writes_share_one_budget_on_the_page_and_the_api(limited, emu
     refused = admin.post("/api/api-keys/set-initial", json=body)
     assert refused.status_code == 429 and refused.get_json()["error"]["code"] == "rate_limited"
     assert admin.post("/admin/keys/groq", data={"api_key": body["api_key"]}).status_code == 429
+    # The setup token's header exempts only the API call that checks it, never the page.
+    with_header = {"X-Setup-Token": "anything"}
+    page = admin.post("/admin/keys/groq", data={"api_key": body["api_key"]}, headers=with_header)
+    assert page.status_code == 429
 
 
 def test_api_answers_429_in_json_and_pages_in_html(limited):

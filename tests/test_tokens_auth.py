@@ -365,6 +365,21 @@ def test_failed_token_attempts_are_limited_per_address(make_app):
     assert len(audit_rows(app, "token.auth_failed")) == 3
     (hit,) = audit_rows(app, "ratelimit.hit")
     assert hit.details["kind"] == "token-failure" and hit.actor_user_id is None
+
+
+def test_a_refused_token_is_blamed_on_nobody_whatever_cookies_come_with_it(make_app):
+    # A bearer request's cookies are never read: a browser's remember-me cookie sent along
+    # with a guessed token must not put the guesses in that user's name.
+    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_TOKEN_FAILURES="1/minute")
+    client = app.test_client()
+    AuthActions(client).register(ALICE)
+    AuthActions(client).logout()
+    signed_in = AuthActions(client).login(ALICE, remember="y")
+    assert "remember_token=" in " ".join(signed_in.headers.getlist("Set-Cookie"))
+    codes = [call(client, "GET", STATUS, token_format.generate()).status_code for _ in range(2)]
+    assert codes == [401, 429]
+    (hit,) = audit_rows(app, "ratelimit.hit")
+    assert hit.actor_user_id is None and hit.subject_user_id is None
     other = call(client, "GET", STATUS, "x", environ_base={"REMOTE_ADDR": "192.0.2.99"})
     assert other.status_code == 401
 

@@ -88,14 +88,16 @@ def on_breach(limit: RequestLimit) -> None:
     """Log every refused request; audit the first of each run."""
     key, scope = limit.request_args[-2], limit.request_args[-1]
     audit = lambda: limit.limiter.hit(AUDIT_EVERY, "ratelimit-audit", limit.key)  # noqa: E731
-    refused(key, str(limit.limit), scope, audit)
+    refused(key, str(limit.limit), scope, audit, user_id=_signed_in_id())
 
 
-def refused(key: str, limit: str, scope: str, first_of_run: Callable[[], bool]) -> None:
-    """Log a request refused by the limit ``limit`` counted under ``key`` (``kind:ident``);
-    audit it if ``first_of_run()`` says no hit of that key was audited in AUDIT_EVERY."""
+def refused(
+    key: str, limit: str, scope: str, first_of_run: Callable[[], bool], *, user_id: int | None
+) -> None:
+    """Log a request of ``user_id`` (None: nobody known) refused by the limit ``limit``
+    counted under ``key`` (``kind:ident``); audit it if ``first_of_run()`` says no hit of
+    that key was audited in AUDIT_EVERY."""
     kind = key.partition(":")[0]
-    user_id = _signed_in_id()
     ip = client_ip()
     reason = f"{kind} limit {limit} on {scope}"
     from webapp import monitoring

@@ -23,5 +23,9 @@ global_key_writes = limiter.shared_limit(
     scope="global-key-write",
     key_func=user_rate_key,
     methods=["POST"],
-    exempt_when=lambda: request.headers.get(SETUP_TOKEN_HEADER) is not None,
+    # Only the API takes the setup token (and checks it); on the admin pages the header
+    # means nothing and exempts nothing.
+    exempt_when=lambda: (
+        request.endpoint == "api.set_initial" and SETUP_TOKEN_HEADER in request.headers
+    ),
 )

@@ -27,14 +27,12 @@ def setup_token_command(first_start: bool) -> None:
         service.ensure_token()
         return
     try:
-        token = service.issue_token(info=_CLI)
+        token, written = service.issue_token(info=_CLI)
     except service.SetupFinished as exc:
         raise click.ClickException(exc.message) from None
     click.echo(token)
-    if service.token_file().exists():
-        click.echo(f"(also written to {service.token_file()}; open /setup to use it)", err=True)
-    else:
-        click.echo(f"(not written to {service.token_file()}; open /setup to use it)", err=True)
+    where = f"also written to {written}" if written else f"not written to {service.token_file()}"
+    click.echo(f"({where}; open /setup to use it)", err=True)
 
 
 @click.command("create-admin")

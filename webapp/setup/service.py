@@ -150,15 +150,15 @@ def _try_token_file(token: str) -> Path | None:
         return None
 
 
-def issue_token(*, info: RequestInfo | None = None) -> str:
-    """Replace any setup token with a fresh one; return its plaintext."""
+def issue_token(*, info: RequestInfo | None = None) -> tuple[str, Path | None]:
+    """Replace any setup token with a fresh one; return its plaintext, and the file it was
+    written to (None when it could not be written: the caller shows it instead)."""
     if admin_exists():
         raise SetupFinished("Setup is finished; use `flask create-admin` to add an admin.")
     db.session.execute(db.delete(SetupToken))
     token = _new_token_row("command", info)
     db.session.commit()
-    _try_token_file(token)  # the command prints the token either way
-    return token
+    return token, _try_token_file(token)
 
 
 def _row_for(token_hash: str) -> SetupToken | None:

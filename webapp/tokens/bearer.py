@@ -235,7 +235,9 @@ def _too_many(setting: str, scope: str, ident: str) -> Response:
             reset = max(reset, stats.reset_time)
     # Logged and audited as every other limit's refusals: a line each, a row a run.
     first = lambda: _counted(lambda c: c.hit(AUDIT_EVERY, "ratelimit-audit", *key))  # noqa: E731
-    refused(f"{scope}:{ident}", current_app.config[setting], scope, first)
+    # The token's owner, or nobody for a refused token: never whoever the cookies name.
+    user_id = getattr(g.get("_login_user"), "id", None)
+    refused(f"{scope}:{ident}", current_app.config[setting], scope, first, user_id=user_id)
     response = make_response(error_response(429))
     response.headers["Retry-After"] = str(max(1, math.ceil(reset - time.time())))
     return response
