@@ -216,15 +216,16 @@ LIMIT_SETTINGS = (
 )
 
 
+def _is_limit(value: Any) -> bool:
+    """Whether ``value`` reads as rate limits, as Flask-Limiter will read it."""
+    try:
+        return isinstance(value, str) and bool(parse_many(value))
+    except ValueError:
+        return False
+
+
 def _check_limits(config: Mapping[str, Any]) -> None:
-    wrong = []
-    for name in LIMIT_SETTINGS:
-        value = config[name]
-        try:
-            if not isinstance(value, str) or not parse_many(value):
-                raise ValueError(value)
-        except ValueError:
-            wrong.append(f"{name}={value!r}")
+    wrong = [f"{name}={config[name]!r}" for name in LIMIT_SETTINGS if not _is_limit(config[name])]
     if wrong:
         raise ConfigError(
             f"Not a rate limit: {', '.join(wrong)}. Write each like 10/minute or "
