@@ -6,7 +6,7 @@ import pytest
 
 from tests.fakekeys import fake_key
 from tests.validation_helpers import ALL, app_for, page, row_of, signed_in
-from webapp.keys.service import key_problem
+from webapp.keys.inputs import key_problem
 from webapp.providers.catalog import get_provider
 
 #: (whose key, whose form) pairs the formats cannot tell apart, and why; every other pair is

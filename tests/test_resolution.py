@@ -13,9 +13,9 @@ from webapp.auth.services import find_user
 from webapp.db_types import utcnow
 from webapp.extensions import db
 from webapp.keys import global_keys
+from webapp.keys.errors import UnknownProvider
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
 from webapp.keys.resolve import NoKeyAvailable, get_key_for
-from webapp.keys.service import UnknownProvider
 from webapp.keys.statuses import key_status, list_status
 
 EMAIL = "alice@example.com"

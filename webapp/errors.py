@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from webapp.crypto import KeyDecryptionError
 from webapp.extensions import db
-from webapp.keys.service import KeyServiceError
+from webapp.keys.errors import KeyServiceError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from flask_login import current_user, login_required
 from webapp import monitoring
 from webapp.audit.service import RequestInfo, record
 from webapp.extensions import db
-from webapp.keys.service import KeyServiceError
+from webapp.keys.errors import KeyServiceError
 from webapp.web import request_info
 
 F = TypeVar("F", bound=Callable[..., Any])

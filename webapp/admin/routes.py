@@ -9,9 +9,10 @@ from webapp.admin.access import admin_required
 from webapp.admin.forms import FallbackForm
 from webapp.auth.models import User
 from webapp.keys import global_keys
+from webapp.keys.errors import InvalidKeyInput, KeyRejected
 from webapp.keys.forms import ConfirmForm, key_form_class
+from webapp.keys.inputs import require_provider
 from webapp.keys.limits import global_key_writes
-from webapp.keys.service import InvalidKeyInput, KeyRejected, require_provider
 from webapp.templating import status_label
 from webapp.validation.limits import key_checks
 from webapp.web import form_status, no_store, request_info

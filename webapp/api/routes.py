@@ -24,6 +24,8 @@ from webapp.auth.models import User
 from webapp.db_types import whole_number
 from webapp.extensions import csrf
 from webapp.keys import expiry, global_keys, service, statuses
+from webapp.keys.errors import InvalidKeyInput
+from webapp.keys.inputs import require_provider
 from webapp.keys.limits import global_key_writes, key_writes
 from webapp.providers.catalog import Provider, all_providers
 from webapp.setup import service as setup
@@ -52,15 +54,13 @@ def _key_submission(
     if reminder:
         optional["expires_at"] = NULLABLE_STR
     data = fields(json_body(), required={"provider": str, "api_key": str}, optional=optional)
-    provider = service.require_provider(data["provider"])
+    provider = require_provider(data["provider"])
     own = {spec.name for spec in provider.extra_fields}
     foreign = {
         n: f"{provider.name} takes no {n}." for n in EXTRA_FIELDS if n in data and n not in own
     }
     if foreign:
-        raise service.InvalidKeyInput(
-            "The key was not saved: please correct the marked fields.", foreign
-        )
+        raise InvalidKeyInput("The key was not saved: please correct the marked fields.", foreign)
     extra = {name: data[name] for name in own if name in data}
     expires_at = expiry.parse_expiry(data.get("expires_at"))
     return provider, data["api_key"], extra, data.get("validate", True), expires_at
@@ -125,7 +125,7 @@ def status():
 @key_writes
 def set_expiry(provider: str):
     data = fields(json_body(), required={"expires_at": NULLABLE_STR})
-    service.require_provider(provider)
+    require_provider(provider)
     when = expiry.parse_expiry(data["expires_at"])
     expiry.set_expiry(_user(), provider, when, info=request_info())
     return jsonify(payloads.key_status(statuses.key_status(_user(), provider)))

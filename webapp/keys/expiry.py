@@ -16,8 +16,9 @@ from webapp.auth.models import User
 from webapp.crypto import fingerprint
 from webapp.db_types import utcnow
 from webapp.extensions import db
+from webapp.keys.errors import InvalidKeyInput
 from webapp.keys.models import UserAPIKey
-from webapp.keys.service import InvalidKeyInput, get_user_key_row
+from webapp.keys.service import get_user_key_row
 from webapp.keys.statuses import KeyStatus, list_status
 
 log = logging.getLogger(__name__)

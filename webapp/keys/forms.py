@@ -19,7 +19,7 @@ def _expiry_field() -> DateField:
 
 
 class KeyForm(FlaskForm):
-    # Checked by the service (keys.service.clean_input), which owns the rules.
+    # Checked by the service (keys.inputs.clean_input), which owns the rules.
     api_key = PasswordField("API key", validators=[Optional()])
 
 

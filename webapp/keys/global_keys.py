@@ -20,19 +20,12 @@ from webapp.audit.service import RequestInfo, audited, record, record_failure
 from webapp.auth.models import User
 from webapp.crypto import KeyScope, current_keyring, fingerprint, mask_key
 from webapp.extensions import db
+from webapp.keys.errors import KeyNotFound
+from webapp.keys.inputs import clean_input, require_provider
 from webapp.keys.models import GlobalAPIKey
-from webapp.keys.service import (
-    KeyNotFound,
-    apply_check,
-    check_new_key,
-    clean_input,
-    decrypt_global,
-    put_key,
-    record_check,
-    require_provider,
-    still_held,
-)
+from webapp.keys.service import decrypt_global, put_key
 from webapp.keys.statuses import KeyStatus, status_of
+from webapp.keys.verdicts import apply_check, check_new_key, record_check, still_held
 from webapp.providers.catalog import all_providers
 from webapp.providers.checks import app_checker
 from webapp.providers.classify import CheckResult

@@ -12,14 +12,10 @@ from typing import Any
 from webapp.auth.models import User
 from webapp.db_types import utcnow
 from webapp.extensions import db
+from webapp.keys.errors import KeyServiceError
+from webapp.keys.inputs import require_provider
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
-from webapp.keys.service import (
-    KeyServiceError,
-    decrypt_global,
-    decrypt_row,
-    find_row,
-    require_provider,
-)
+from webapp.keys.service import decrypt_global, decrypt_row, find_row
 from webapp.keys.statuses import usable
 
 

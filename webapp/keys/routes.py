@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 
 from webapp.db_types import utcnow
 from webapp.keys import expiry, service, statuses
+from webapp.keys.errors import InvalidKeyInput, KeyRejected
 from webapp.keys.forms import ConfirmForm, ExpiryForm, UserKeyForm, key_form_class
 from webapp.keys.limits import key_writes
 from webapp.providers.catalog import PROVIDERS, Provider, get_provider
@@ -75,7 +76,7 @@ def edit(provider_id: str):
                 info=request_info(),
                 expires_at=expiry.parse_expiry(form.expires_at.data),
             )
-        except (service.InvalidKeyInput, service.KeyRejected) as exc:
+        except (InvalidKeyInput, KeyRejected) as exc:
             for name, message in exc.fields.items():
                 form[name].errors.append(message)
         else:
@@ -98,7 +99,7 @@ def set_expiry(provider_id: str):
         try:
             when = expiry.parse_expiry(form.expires_at.data)
             expiry.set_expiry(current_user, provider.id, when, info=request_info())
-        except service.InvalidKeyInput as exc:
+        except InvalidKeyInput as exc:
             form.expires_at.errors.extend(exc.fields.values())
         else:
             text = f"on {when:%Y-%m-%d}" if when else "cleared"

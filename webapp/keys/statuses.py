@@ -12,8 +12,9 @@ from typing import Any
 
 from webapp.auth.models import User
 from webapp.extensions import db
+from webapp.keys.inputs import require_provider
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
-from webapp.keys.service import find_row, require_provider
+from webapp.keys.service import find_row
 from webapp.providers.catalog import Provider, all_providers
 
 

@@ -30,7 +30,7 @@ from webapp.auth.forms import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from webapp.auth.models import User
 from webapp.auth.services import EmailTaken, add_user
 from webapp.extensions import db
-from webapp.keys.service import KeyServiceError
+from webapp.keys.errors import KeyServiceError
 from webapp.setup.models import SetupToken
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,9 @@ from webapp.auth.models import User
 from webapp.crypto import KeyDecryptionError, mask_key
 from webapp.errors import CODES
 from webapp.extensions import db
-from webapp.keys import service, statuses
+from webapp.keys import statuses
+from webapp.keys.errors import KeyServiceError
+from webapp.keys.inputs import require_provider
 from webapp.keys.resolve import NoKeyAvailable, ResolvedKey, get_key_for
 from webapp.providers.catalog import get_provider
 from webapp.tokens.authn import TokenIdentity
@@ -31,12 +33,12 @@ from webapp.tokens.policy import RESOLVE_SCOPE
 log = logging.getLogger(__name__)
 
 
-class ResolveNeedsToken(service.KeyServiceError):
+class ResolveNeedsToken(KeyServiceError):
     code = "token_required"
     status = 403
 
 
-class NoOwnKey(service.KeyServiceError):
+class NoOwnKey(KeyServiceError):
     code = "no_own_key"
     status = 404
 
@@ -90,7 +92,7 @@ def resolve_key(
 ) -> ResolvedKey:
     """The plaintext ``get_key_for`` would use, for the owner's token; call it in
     ``audited_call``, which records the calls that fail."""
-    provider = service.require_provider(provider_id)
+    provider = require_provider(provider_id)
     if token is None or RESOLVE_SCOPE not in token.scopes:
         raise ResolveNeedsToken(
             f"Keys can only be resolved with an access token that has the {RESOLVE_SCOPE} scope."

@@ -19,7 +19,7 @@ from webapp.audit.service import RequestInfo, audited, record
 from webapp.auth.models import User
 from webapp.db_types import utcnow
 from webapp.extensions import db
-from webapp.keys.service import KeyServiceError
+from webapp.keys.errors import KeyServiceError
 from webapp.tokens import format as token_format
 from webapp.tokens import policy
 from webapp.tokens.models import ACTIVE, EXPIRED, REPLACED, REVOKED, ROTATING, AccessToken

@@ -21,13 +21,8 @@ from webapp.audit.service import RequestInfo, record_failure
 from webapp.db_types import utcnow
 from webapp.extensions import db
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
-from webapp.keys.service import (
-    apply_check,
-    decrypt_global,
-    decrypt_row,
-    record_check,
-    still_held,
-)
+from webapp.keys.service import decrypt_global, decrypt_row
+from webapp.keys.verdicts import apply_check, record_check, still_held
 from webapp.providers.catalog import INVALID
 from webapp.validation.service import Job, check_in_parallel, jobs_for
 

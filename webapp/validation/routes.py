@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import BooleanField
 
-from webapp.keys.service import require_provider
+from webapp.keys.inputs import require_provider
 from webapp.validation import service
 from webapp.validation.limits import key_checks
 from webapp.web import request_info

@@ -22,15 +22,10 @@ from webapp.audit.service import RequestInfo, audited
 from webapp.auth.models import User
 from webapp.crypto import KeyDecryptionError
 from webapp.extensions import db
+from webapp.keys.inputs import require_provider
 from webapp.keys.models import UserAPIKey
-from webapp.keys.service import (
-    apply_check,
-    decrypt_row,
-    get_user_key_row,
-    record_check,
-    require_provider,
-    still_held,
-)
+from webapp.keys.service import decrypt_row, get_user_key_row
+from webapp.keys.verdicts import apply_check, record_check, still_held
 from webapp.providers.catalog import (
     FORBIDDEN,
     INVALID,

@@ -1,0 +1,159 @@
+"""What a provider's check means for a stored key, and its audit row.
+
+A check's outcome lands on the row it judged (never on a key that replaced it
+meanwhile: ``still_held``); a key the provider calls invalid is refused before
+it is stored (``check_new_key``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from webapp import monitoring
+from webapp.audit.service import RequestInfo, record
+from webapp.crypto import fingerprint, mask_key
+from webapp.extensions import db
+from webapp.keys.errors import InvalidKeyInput, KeyRejected
+from webapp.keys.models import STATUS_UNCHECKED
+from webapp.providers.catalog import INVALID, Provider
+from webapp.providers.checks import app_checker
+from webapp.providers.classify import CheckResult
+
+
+def audit_details(row: Any, **extra: Any) -> dict[str, Any]:
+    """What an audit row may say of a stored key: its hint and fingerprint, never the key."""
+    return {"hint": row.key_hint, "fingerprint": fingerprint(row.key_hash), **extra}
+
+
+def apply_check(row: Any, check: CheckResult | None) -> None:
+    """Record a check's outcome on a stored key (user or global; None: unchecked).
+
+    The caller commits.
+    """
+    if check is None:
+        row.status = STATUS_UNCHECKED
+        row.is_valid = None
+        row.last_validated = None
+        row.last_error = None
+        row.models = []
+        row.details = {}
+        return
+    row.status = check.status
+    if not check.keep_validity:  # a check that could not judge the key says nothing new
+        row.is_valid = check.is_valid
+    row.last_validated = check.checked_at
+    row.last_error = check.describe()[:500] or None
+    if check.models is not None:
+        row.models = list(check.models)
+    row.details = {
+        **dict(check.details),
+        "http_status": check.http_status,
+        "elapsed_ms": check.elapsed_ms,
+    }
+
+
+def still_held(checked: Sequence[tuple[Any, str]]) -> list[bool]:
+    """For each (row, key_hash that was checked): whether the row still holds that key.
+
+    A check takes seconds, and meanwhile the owner may replace or delete the
+    key: the verdict on the old key must not land on the new one, nor an update
+    on a row that is gone. The rows (all of one kind) are read again and, where
+    the database can (PostgreSQL), locked until the caller commits.
+    """
+    if not checked:
+        return []
+    model = type(checked[0][0])
+    ids = [row.id for row, _ in checked]
+    query = db.select(model.id, model.key_hash).where(model.id.in_(ids)).with_for_update()
+    current = {row_id: key_hash for row_id, key_hash in db.session.execute(query)}
+    return [current.get(row.id) == key_hash for row, key_hash in checked]
+
+
+def record_check(
+    row: Any | None,
+    check: CheckResult,
+    *,
+    actor_id: int | None,
+    info: RequestInfo | None,
+    trigger: str,
+    provider: str | None = None,
+    hint: str | None = None,
+    subject_id: int | None = None,
+) -> None:
+    """The ``key.validate`` audit row for one check: its result, never the key.
+
+    ``subject_id`` is whose key it is when that is not the actor (an operator's
+    re-check of a user's key lands in the owner's history).
+    """
+    details: dict[str, Any] = {
+        "status": check.status,
+        "http_status": check.http_status,
+        "trigger": trigger,
+        "deep": "deep_check_model" in check.details,
+    }
+    if row is not None:
+        details = audit_details(row, **details)
+        provider = row.provider
+    elif hint:
+        details["hint"] = hint
+    record(
+        "key.validate",
+        actor_id=actor_id,
+        subject_id=subject_id,
+        provider=provider,
+        info=info,
+        details=details,
+    )
+
+
+def check_new_key(
+    provider: Provider,
+    key: str,
+    config: dict[str, str],
+    *,
+    actor_id: int | None,
+    info: RequestInfo | None,
+) -> CheckResult:
+    """Ask the provider about a key about to be stored (a user's or a global one).
+
+    Raises InvalidKeyInput when the user-given endpoint may not be used, and
+    KeyRejected (after auditing the refusal) when the provider calls the key
+    invalid; any other outcome is returned for the caller to store.
+    """
+    check = app_checker().check(provider, key, config)
+    if check.details.get("endpoint_blocked") and provider.base_url_field:
+        field_name = provider.base_url_field
+        raise InvalidKeyInput(
+            "The key was not saved: please correct the marked fields.",
+            {field_name: check.note},
+        )
+    if check.status == INVALID:
+        _record_rejection(actor_id, provider, key, check, info)
+        reason = check.describe() or f"{provider.name} rejected this key."
+        raise KeyRejected(
+            f"{provider.name} rejected the key, so it was not saved.", {"api_key": reason}
+        )
+    return check
+
+
+def _record_rejection(
+    actor_id: int | None,
+    provider: Provider,
+    key: str,
+    check: CheckResult,
+    info: RequestInfo | None,
+) -> None:
+    monitoring.validation_failed(
+        actor_id,
+        info.ip if info else None,
+        provider.id,
+        check.status,
+        http_status=check.http_status,
+        trigger="save",
+    )
+    hint = mask_key(key, provider.key_prefix)
+    record_check(
+        None, check, actor_id=actor_id, info=info, trigger="save", provider=provider.id, hint=hint
+    )
+    db.session.commit()
