@@ -19,10 +19,12 @@ finishes them. It records every request it receives.
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import threading
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -94,7 +96,12 @@ MODES = (
     "blocked",  # refused before the key is looked at (region, edge or network block)
     "nested",  # a hostile server: a 200 of JSON nested deeper than any parser recurses
     "bad_gzip",  # a broken proxy: says its answer is gzip-compressed, but it is not
+    "compressed",  # the usual answer, compressed as the request's Accept-Encoding allows
+    "gzip_bomb",  # a hostile server: a few hundred bytes that inflate to BOMB_SIZE
+    "brotli",  # a coding nobody asked for ("br"), whatever the request accepted
 )
+#: what the gzip bomb inflates to: far past the client's cap on an answer
+BOMB_SIZE = 64 * 1024 * 1024
 #: a trickling answer gives up after this long, so a client that never does cannot keep
 #: the emulator's thread forever
 TRICKLE_LIMIT = 20.0
@@ -120,6 +127,8 @@ class _Behaviour:
     location: str = ""
     retry_after: int = 7
     interval: float = 0.05
+    coding: str = ""  # "compressed" mode: this coding ("raw_deflate": no zlib header) whatever
+    # the request accepted, instead of the one the request asked for
 
 
 @dataclass
@@ -237,6 +246,8 @@ class Emulator:
                 self._in_flight -= 1
         if reply is not None and spec.request_id:
             reply.headers.setdefault(spec.request_id, "req_" + uuid.uuid4().hex[:24])
+        if reply is not None and behaviour.mode == "compressed":
+            reply = _compressed(reply, behaviour.coding or req.headers.get("accept-encoding", ""))
         return reply
 
     def _answer(
@@ -260,6 +271,12 @@ class Emulator:
             depth = 100_000
             body = "[" * depth + "]" * depth
             return Reply(200, body, headers={"Content-Type": "application/json"}, raw=True)
+        if mode == "gzip_bomb":
+            headers = {"Content-Type": "application/json", "Content-Encoding": "gzip, gzip"}
+            return Reply(200, _gzip_bomb(), headers=headers)
+        if mode == "brotli":
+            headers = {"Content-Type": "application/json", "Content-Encoding": "br"}
+            return Reply(200, b"\x1b\x0b\x00\xf8%\x82\x82\x02", headers=headers)
         if mode == "bad_gzip":
             headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
             return Reply(200, '{"data": []}', headers=headers, raw=True)
@@ -355,6 +372,33 @@ def _key_of(spec: Spec, req: Received) -> str | None:
     if spec.auth == "api-key":
         return headers.get("api-key") or None
     raise AssertionError(spec.auth)
+
+
+_bomb: list[bytes] = []
+
+
+def _gzip_bomb() -> bytes:
+    """BOMB_SIZE zero bytes, gzipped twice: a few hundred bytes on the wire (built once)."""
+    if not _bomb:
+        _bomb.append(gzip.compress(gzip.compress(bytes(BOMB_SIZE), 9), 9))
+    return _bomb[0]
+
+
+def _compressed(reply: Reply, accepted: str) -> Reply:
+    """``reply`` as a server that compresses would send it: gzip if asked, else deflate
+    ("raw_deflate": the bare deflate stream some servers send as "deflate")."""
+    codings = {c.split(";")[0].strip().lower() for c in accepted.split(",")}
+    payload = reply.payload()
+    if "gzip" in codings:
+        body, coding = gzip.compress(payload), "gzip"
+    elif "deflate" in codings:
+        body, coding = zlib.compress(payload), "deflate"
+    elif "raw_deflate" in codings:
+        packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        body, coding = packer.compress(payload) + packer.flush(), "deflate"
+    else:
+        return reply
+    return Reply(reply.status, body, {**reply.headers, "Content-Encoding": coding})
 
 
 class _Server(ThreadingHTTPServer):

@@ -30,6 +30,8 @@ class Reply:
     trickle: float = 0.0  # > 0: send a head that never ends, one byte every this many seconds
 
     def payload(self) -> bytes:
+        if isinstance(self.body, bytes):
+            return self.body
         return self.body.encode() if self.raw else json.dumps(self.body).encode()
 
 

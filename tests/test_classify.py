@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from tests.emulator import SPECS
+from tests.emulator import BOMB_SIZE, SPECS
 from tests.emulator_answers import openai_mask
 from tests.validation_helpers import app_for
 from webapp.providers.catalog import get_provider
 from webapp.providers.checks import app_checker
 from webapp.providers.classify import REDACTED, classify, scrub
-from webapp.providers.client import Answer, Outgoing, ProviderHTTP
+from webapp.providers.client import MAX_BODY_BYTES, Answer, Outgoing, ProviderHTTP
 
 
 def check(app, emulator, provider: str, key: str, *, deep: bool = False):
@@ -83,6 +83,8 @@ def test_a_missing_key_answer_is_not_a_verdict_on_the_key(emulator, provider):
         ("close", "network_error", "closed the connection"),
         ("down", "provider_error", "HTTP 503"),
         ("bad_gzip", "network_error", "could not be decoded"),
+        ("brotli", "network_error", "could not be decoded"),
+        ("gzip_bomb", "network_error", "oversized answer"),
     ],
 )
 def test_answers_that_are_not_the_provider_speaking(make_app, emulator, mode, status, words):
@@ -91,6 +93,35 @@ def test_answers_that_are_not_the_provider_speaking(make_app, emulator, mode, st
     emulator.set_mode("groq", mode)
     result = check(app, emulator, "groq", key)
     assert result.status == status and words in result.describe()
+
+
+@pytest.mark.parametrize("coding", ["", "deflate", "raw_deflate"])
+def test_a_compressed_answer_is_read(make_app, emulator, coding):
+    # Providers compress their answers when asked; Keyhold asks for gzip or deflate only.
+    app = make_app()
+    emulator.set_mode("openai", "compressed", coding=coding)
+    result = check(app, emulator, "openai", emulator.valid_key("openai"))
+    assert result.status == "valid" and result.models
+    assert emulator.received("openai")[-1].headers["accept-encoding"] == "gzip, deflate"
+
+
+def test_a_compressed_answer_cannot_fill_the_memory(make_app, emulator):
+    # A few hundred bytes that inflate to BOMB_SIZE: the check stops at the cap on an answer
+    # while inflating, instead of inflating first and measuring afterwards.
+    import tracemalloc
+
+    app = make_app()
+    key = emulator.valid_key("groq")
+    emulator.set_mode("groq", "gzip_bomb")
+    check(app, emulator, "groq", key)  # the bomb is built once, outside the measurement
+    tracemalloc.start()
+    try:
+        result = check(app, emulator, "groq", key)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.status == "network_error" and "oversized" in result.describe()
+    assert BOMB_SIZE >= 8 * MAX_BODY_BYTES and peak < 3 * MAX_BODY_BYTES
 
 
 def test_a_200_that_is_not_the_providers_answer_is_not_valid(make_app, emulator):
@@ -205,3 +236,17 @@ def test_an_azure_network_refusal_is_not_a_verdict_on_the_key(message):
     entry = get_provider("azure_openai")
     result = classify(entry, answer, key=KEY, expect=entry.check.expect)
     assert result.is_valid is None and not result.key_judged
+
+
+def test_a_stored_url_the_client_cannot_encode_is_a_failed_request_not_a_crash():
+    # A host name IDNA refuses, stored before such names were refused when entered.
+    from webapp.providers.client import NoAnswer
+
+    http = ProviderHTTP(connect_timeout=1, timeout=2, allow_private=False)
+    try:
+        with pytest.raises(NoAnswer) as failed:
+            http.send(Outgoing("GET", "https://xn--a.com/v1/models", {}, user_endpoint=True))
+    finally:
+        http.close()
+    assert failed.value.reason == "protocol"
+    assert "failed before an answer came back" in failed.value.message

@@ -25,6 +25,7 @@ import ssl
 import threading
 import time
 import weakref
+import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +40,10 @@ from webapp.providers.network import BlockedAddress, DeadlineBackend, current_de
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # Together's full model list is well under this
 USER_AGENT = "Keyhold key check"
+#: The content codings Keyhold asks for and undoes itself, within MAX_BODY_BYTES (httpx would
+#: inflate a whole received chunk at once: a few hundred bytes can hold gigabytes).
+ACCEPT_ENCODING = "gzip, deflate"
+_MAX_CODINGS = 2
 _EXTENSION = "keyhold_provider_http"
 _build_lock = threading.Lock()
 
@@ -118,6 +123,67 @@ def _connect_failure(exc: httpx.ConnectError, host: str) -> tuple[str, str]:
     return "connect", f"Could not connect to {host}."
 
 
+class _Oversized(Exception):
+    pass
+
+
+class _Undecodable(Exception):
+    pass
+
+
+class _Inflater:
+    """Undoes one content coding, never producing more than MAX_BODY_BYTES in all."""
+
+    def __init__(self, coding: str) -> None:
+        self._gzip = coding in ("gzip", "x-gzip")
+        self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS if self._gzip else zlib.MAX_WBITS)
+        self._started = False
+        self._produced = 0
+
+    def feed(self, data: bytes) -> bytes:
+        room = MAX_BODY_BYTES - self._produced
+        try:
+            out = self._zlib.decompress(data, room + 1)
+        except zlib.error:
+            if self._gzip or self._started:
+                raise _Undecodable from None
+            # "deflate" is meant to be zlib-wrapped; some servers send the bare stream.
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            try:
+                out = self._zlib.decompress(data, room + 1)
+            except zlib.error:
+                raise _Undecodable from None
+        self._started = self._started or bool(data)
+        if len(out) > room:
+            raise _Oversized
+        self._produced += len(out)
+        return out
+
+
+def _inflaters(content_encoding: str) -> list[_Inflater]:
+    """The decoders for a ``Content-Encoding``, in the order they are undone."""
+    codings = [c.strip().lower() for c in content_encoding.split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    if len(codings) > _MAX_CODINGS or any(c not in ("gzip", "x-gzip", "deflate") for c in codings):
+        raise _Undecodable
+    return [_Inflater(c) for c in reversed(codings)]
+
+
+def _read_body(response: httpx.Response) -> bytes:
+    """The answer's body, decoded, or _Oversized / _Undecodable."""
+    inflaters = _inflaters(response.headers.get("content-encoding", ""))
+    chunks, size = [], 0
+    for raw in response.iter_raw():
+        chunk = raw
+        for inflater in inflaters:
+            chunk = inflater.feed(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _Oversized
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class ProviderHTTP:
     """Pooled, thread-safe clients with the app's timeouts; build one per app."""
 
@@ -141,7 +207,7 @@ class ProviderHTTP:
                 timeout=self._timeouts,
                 follow_redirects=False,
                 trust_env=False,
-                headers={"User-Agent": USER_AGENT},
+                headers={"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
             )
             for guarded in {False, not allow_private}
         }
@@ -187,14 +253,16 @@ class ProviderHTTP:
                     ),
                 ) as response,
             ):
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > MAX_BODY_BYTES:
-                        raise NoAnswer("protocol", f"{host} sent an oversized answer.", elapsed())
-                    chunks.append(chunk)
+                body = _read_body(response)
                 headers = {k.lower(): v for k, v in response.headers.items()}
-                return Answer(response.status_code, headers, b"".join(chunks), elapsed())
+                return Answer(response.status_code, headers, body, elapsed())
+        except _Oversized:
+            raise NoAnswer("protocol", f"{host} sent an oversized answer.", elapsed()) from None
+        except _Undecodable:
+            # A broken proxy or server: "Content-Encoding: gzip" on a body that is not, or a
+            # coding Keyhold did not ask for.
+            message = f"{host} sent an answer that could not be decoded."
+            raise NoAnswer("protocol", message, elapsed()) from None
         except httpx.ConnectTimeout:
             raise NoAnswer("timeout", timed_out(), elapsed()) from None
         except httpx.TimeoutException:
@@ -206,11 +274,8 @@ class ProviderHTTP:
         except httpx.RemoteProtocolError:
             message = f"{host} closed the connection without a complete answer."
             raise NoAnswer("closed", message, elapsed()) from None
-        except httpx.DecodingError:
-            # A broken proxy or server: "Content-Encoding: gzip" on a body that is not.
-            message = f"{host} sent an answer that could not be decoded."
-            raise NoAnswer("protocol", message, elapsed()) from None
-        except (httpx.HTTPError, httpx.InvalidURL):
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeError):
+            # UnicodeError: a host name the IDNA encoder refuses, stored before it was checked.
             message = f"The request to {host} failed before an answer came back."
             raise NoAnswer("protocol", message, elapsed()) from None
 
