@@ -168,6 +168,10 @@ def test_a_redirect_on_save_does_not_carry_the_key_either(make_app, emulator, el
         ("custom", "base_url", "https://[64:ff9b:1::a00:1]/v1", "private network"),  # local NAT64
         ("azure_openai", "endpoint", "https://[64:ff9b:1:808:808::]", "private network"),
         ("custom", "base_url", "https://[fd00::1]/v1", "private network"),
+        ("custom", "base_url", "https://[fec0::1]/v1", "private network"),  # site-local
+        ("custom", "base_url", "https://[3fff::1]/v1", "private network"),  # documentation
+        ("custom", "base_url", "https://xn--a.com/v1", "host name cannot be used"),  # bad IDNA
+        ("azure_openai", "endpoint", "https://xn--.openai.azure.com", "host name cannot be used"),
         ("custom", "base_url", "https://192.168.1.20/v1", "private network"),
         ("azure_openai", "endpoint", "https://10.1.2.3", "private network"),
         ("azure_openai", "endpoint", "https://169.254.169.254", "private network"),
@@ -197,6 +201,8 @@ def test_user_endpoints_must_be_public_https_by_default(
         ("::ffff:0:808:808", False),
         ("64:ff9b:1::7f00:1", False),  # local-use NAT64: its translator is on a private network
         ("64:ff9b:1:808:808::", False),
+        ("fec0::8", False),  # site-local, which some Python versions call global
+        ("3fff:0:1::8", False),  # documentation prefix of RFC 9637
         ("::ffff:808:808", True),  # IPv4-mapped and well-known NAT64 of a public address
         ("64:ff9b::808:808", True),
         ("2606:4700:4700::1111", True),

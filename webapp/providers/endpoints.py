@@ -12,6 +12,8 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
+
 
 class EndpointError(ValueError):
     """The URL may not be used; the message is fit to show the user."""
@@ -27,13 +29,17 @@ _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loop
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-#: IPv6 ranges that carry an IPv4 address no public service is reached by, refused whole:
-#: IPv4-compatible (::a.b.c.d, deprecated), SIIT (::ffff:0:a.b.c.d) and local-use NAT64,
-#: whose translator sits inside a private network
+#: IPv6 ranges no public service is reached by, refused whole: IPv4-compatible
+#: (::a.b.c.d, deprecated), SIIT (::ffff:0:a.b.c.d) and local-use NAT64, whose translator
+#: sits inside a private network, all carrying an IPv4 address; and two that some Python
+#: versions' ``is_global`` lets through: site-local (fec0::/10, deprecated by RFC 3879 but
+#: still routed inside sites) and the documentation prefix 3fff::/20 (RFC 9637)
 _NEVER_PUBLIC = (
     ipaddress.ip_network("::/96"),
     ipaddress.ip_network("::ffff:0:0:0/96"),
     ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("fec0::/10"),
+    ipaddress.ip_network("3fff::/20"),
 )
 
 
@@ -99,4 +105,9 @@ def check_url(url: str, policy: EndpointPolicy) -> str:
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
         netloc += f":{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    checked = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    try:
+        _ = httpx.URL(checked).host  # the client's own reading: a label IDNA refuses fails
+    except (UnicodeError, httpx.InvalidURL):
+        raise EndpointError("Enter a valid URL: the host name cannot be used.") from None
+    return checked
