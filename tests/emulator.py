@@ -8,7 +8,7 @@ written here independently of the app's catalogue, so the two check each
 other.
 
 The emulator decides by the key it receives: a registered key answers with
-its state (``valid``, ``quota_exhausted``, ``forbidden``, ``revoked``,
+its state (``valid``, ``quota_exhausted``, ``forbidden``, ``revoked``, ``leaked``,
 ``read_only``), an unknown one with that provider's invalid-key answer, no
 key with its missing-key answer. Per provider it can be made slow, down,
 throttled, out of quota, rude (closing the connection), redirecting,
@@ -81,7 +81,7 @@ SPECS = {
 BY_PREFIX = {spec.prefix: provider for provider, spec in SPECS.items()}
 #: providers whose URL the user types in; the rest have a fixed base URL
 USER_ENDPOINT = {"azure_openai", "custom"}
-KEY_STATES = ("valid", "quota_exhausted", "forbidden", "revoked", "read_only")
+KEY_STATES = ("valid", "quota_exhausted", "forbidden", "revoked", "read_only", "leaked")
 MODES = (
     "down",
     "throttled",
@@ -127,6 +127,7 @@ class _Behaviour:
     location: str = ""
     retry_after: int = 7
     interval: float = 0.05
+    answer: str = "blocked"  # "blocked" mode: which of the provider's refusals to give
     coding: str = ""  # "compressed" mode: this coding ("raw_deflate": no zlib header) whatever
     # the request accepted, instead of the one the request asked for
 
@@ -192,6 +193,7 @@ class Emulator:
     def register(self, provider: str, key: str | None = None, state: str = "valid") -> str:
         """Make ``key`` (a fresh well-formed one by default) known with ``state``."""
         assert state in KEY_STATES, state
+        assert state in ("valid", "quota_exhausted") or state in ANSWERS[provider], state
         key = key or fake_key(provider)
         with self._lock:
             self._keys[(provider, key)] = state
@@ -204,8 +206,8 @@ class Emulator:
         assert mode is None or mode in MODES, mode
         if mode == "out_of_quota" and "quota" not in ANSWERS[provider]:
             raise ValueError(f"{provider} has no documented out-of-credit answer")
-        if mode == "blocked" and "blocked" not in ANSWERS[provider]:
-            raise ValueError(f"{provider} has no documented block answer")
+        if mode == "blocked" and options.get("answer", "blocked") not in ANSWERS[provider]:
+            raise ValueError(f"{provider} has no documented block answer of that name")
         with self._lock:
             behaviour = self._behaviour.setdefault(provider, _Behaviour())
             behaviour.mode = mode
@@ -266,7 +268,7 @@ class Emulator:
         if mode == "html":
             return Reply(403, _BLOCK_PAGE, headers={"Content-Type": "text/html"}, raw=True)
         if mode == "blocked":
-            return answers["blocked"]("")
+            return answers[behaviour.answer]("")
         if mode == "nested":
             depth = 100_000
             body = "[" * depth + "]" * depth

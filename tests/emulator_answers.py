@@ -137,6 +137,15 @@ def _openai_like(models: tuple[str, ...]) -> dict[str, Answer]:
                 }
             },
         ),
+        # OpenAI's IP allowlist guide gives the status and the code; the message is ours.
+        "ip_not_allowed": _fixed(
+            401,
+            _openai_error(
+                "Your IP address is not authorized to make requests to this project.",
+                "invalid_request_error",
+                "ip_not_authorized",
+            ),
+        ),
         "revoked": _fixed(
             401,
             _openai_error(
@@ -346,6 +355,17 @@ GEMINI = {
             _reason("CONSUMER_SUSPENDED"),
         ),
     ),
+    # A key Google found published somewhere: refused for good, with no ErrorInfo reason.
+    "leaked": _fixed(
+        403,
+        {
+            "error": {
+                "code": 403,
+                "message": "Your API key was reported as leaked. Please use another API key.",
+                "status": "PERMISSION_DENIED",
+            }
+        },
+    ),
 }
 
 
@@ -392,6 +412,10 @@ AZURE = {
     ),
     "down": _azure(503, "ServiceUnavailable", "The service is temporarily unavailable."),
     "blocked": _azure(403, "403", "Access denied due to Virtual Network/Firewall rules."),
+    # A resource with local (key) authentication disabled, whatever key comes.
+    "local_auth_disabled": _azure(
+        403, "AuthenticationTypeDisabled", "Key based authentication is disabled for this resource."
+    ),
 }
 
 MISTRAL = {

@@ -30,6 +30,7 @@ def check(app, emulator, provider: str, key: str, *, deep: bool = False):
         ("anthropic", "revoked", "invalid", "organization has been disabled"),
         ("gemini", "forbidden", "forbidden", "may not use the Gemini API"),
         ("gemini", "revoked", "invalid", "suspended"),
+        ("gemini", "leaked", "invalid", "reported as leaked: create a new one"),
         ("groq", "revoked", "invalid", "restricted the organisation"),
         ("xai", "revoked", "invalid", "xAI has blocked this key"),
         ("cohere", "revoked", "invalid", "has expired"),
@@ -250,3 +251,16 @@ def test_a_stored_url_the_client_cannot_encode_is_a_failed_request_not_a_crash()
         http.close()
     assert failed.value.reason == "protocol"
     assert "failed before an answer came back" in failed.value.message
+
+
+@pytest.mark.parametrize("mode", ["down", "throttled"])
+def test_a_check_that_failed_saw_no_credit(make_app, emulator, mode):
+    # DeepSeek's check shows the balance, but only when it answers about the key.
+    app = make_app()
+    key = emulator.valid_key("deepseek")
+    emulator.set_mode("deepseek", mode)
+    result = check(app, emulator, "deepseek", key)
+    assert result.status in ("provider_error", "rate_limited")
+    assert result.quota_checked is False
+    emulator.set_mode("deepseek", None)
+    assert check(app, emulator, "deepseek", key).quota_checked is True

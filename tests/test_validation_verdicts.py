@@ -190,23 +190,26 @@ def test_an_outage_leaves_a_global_keys_rejection_standing(
 
 
 @pytest.mark.parametrize(
-    ("provider", "words"),
+    ("provider", "answer", "words"),
     [
-        ("openai", "does not serve the country this server is in"),
-        ("custom", "does not serve the country this server is in"),
-        ("anthropic", "network edge refused the request"),
-        ("gemini", "not available here without billing"),
-        ("azure_openai", "network rules do not let this server in"),
+        ("openai", "blocked", "does not serve the country this server is in"),
+        ("custom", "blocked", "does not serve the country this server is in"),
+        ("openai", "ip_not_allowed", "IP allowlist"),
+        ("custom", "ip_not_allowed", "IP allowlist"),
+        ("anthropic", "blocked", "network edge refused the request"),
+        ("gemini", "blocked", "not available here without billing"),
+        ("azure_openai", "blocked", "network rules do not let this server in"),
+        ("azure_openai", "local_auth_disabled", "key authentication turned off"),
     ],
 )
 def test_a_refusal_before_authentication_says_nothing_of_the_key(
-    make_app, emulator, provider, words
+    make_app, emulator, provider, answer, words
 ):
-    # The provider has revoked this key, but a region or network block answers first.
+    # The provider has revoked this key, but a region, network or address block answers first.
     app = app_for(make_app, provider)
     client = signed_in(app)
     store_key(app, emulator, provider)
-    emulator.set_mode(provider, "blocked")
+    emulator.set_mode(provider, "blocked", answer=answer)
 
     html = page(validate(client, provider))
     row = dashboard_row(html, provider)

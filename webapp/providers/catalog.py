@@ -237,6 +237,13 @@ OPENAI_SIGNATURES = (
         path="error.code",
         equals=("unsupported_country_region_territory",),
     ),
+    # A 401 that a project's IP allowlist gives "even if [the request includes] a valid API key".
+    _before_auth(
+        "The key's project or organisation only takes requests from the addresses on its IP "
+        "allowlist, and this server's address is not on it.",
+        path="error.code",
+        equals=("ip_not_authorized",),
+    ),
     _missing_key("didn't provide an api key"),
 )
 
@@ -261,6 +268,13 @@ ANTHROPIC_SIGNATURES = (
 # Google reports the reason in error.details[].reason; the status code alone misleads.
 GEMINI_SIGNATURES = (
     Signature(INVALID, path="error.details[].reason", equals=("API_KEY_INVALID",)),
+    # A bare PERMISSION_DENIED (no reason) that would otherwise read as "works, not allowed".
+    Signature(
+        INVALID,
+        statuses=(403,),
+        contains=("reported as leaked",),
+        note="Google has blocked this key because it was reported as leaked: create a new one.",
+    ),
     Signature(
         INVALID,
         path="error.details[].reason",
@@ -296,6 +310,12 @@ AZURE_SIGNATURES = (
         # "...Virtual Network/Firewall rules.", "Public access is disabled. Please configure
         # private endpoint.", "Traffic is not from an approved private endpoint."
         contains=("virtual network", "private endpoint", "public access is disabled"),
+    ),
+    _before_auth(
+        "The resource has key authentication turned off (it takes Microsoft Entra ID only).",
+        statuses=(403,),
+        path="error.code",
+        equals=("AuthenticationTypeDisabled",),
     ),
     Signature(
         PROVIDER_ERROR,
@@ -482,7 +502,9 @@ _ENTRIES = (
         docs_url="https://openrouter.ai/settings/keys",
         check=CheckRequest(path="/key"),
         models_path=None,
-        quota_visible=True,
+        # /key shows the key's own cap (limit_remaining), not the account's balance (that needs
+        # a management key), so a key with room under its cap may still find no credit.
+        quota_visible=False,
         signatures=(
             Signature(QUOTA_EXCEEDED, statuses=(403,), contains=("key limit exceeded",)),
             Signature(
