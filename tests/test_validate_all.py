@@ -109,7 +109,7 @@ def test_valid_openrouter_and_deepseek_show_credit(make_app, emulator):
     html = page(client.post("/keys/validate-all", follow_redirects=True))
     openrouter = dashboard_row(html, "openrouter")
     assert "Credit used: $25.50 of a $100.00 limit ($74.50 left)" in openrouter
-    assert "Quota not checked" not in openrouter
+    assert "Quota not checked" in openrouter  # the key's cap, not the account's balance
     assert "Balance: 110.00 CNY" in dashboard_row(html, "deepseek")
 
 

@@ -247,7 +247,9 @@ def classify(
     quota = provider.quota_visible if quota_visible is None else quota_visible
 
     def result(outcome: str, note: str = "", message: str = "", **extra: Any) -> CheckResult:
-        details["quota_checked"] = quota or outcome == QUOTA_EXCEEDED
+        # Credit was seen only in an answer about the key: not in an outage, a throttle or a
+        # refusal, whatever the provider's check could have shown.
+        details["quota_checked"] = outcome == QUOTA_EXCEEDED or (quota and outcome == VALID)
         if outcome != VALID and not note:
             note = _DEFAULT_NOTES.get(outcome, "")
             if outcome == PROVIDER_ERROR:
