@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 
+from tests.emulator_answers import OPENROUTER, Reply
 from tests.validation_helpers import (
     EMAIL,
     api_status,
@@ -141,3 +143,57 @@ def test_the_api_shows_only_facts_that_cannot_carry_a_key(make_app, emulator):
     )
     assert status["facts"] == {"balances": [{"currency": "USD", "granted_balance": "2.50"}]}
     assert row_of(app, "deepseek").details == hostile  # stored as it was, only not shown
+
+
+def _strict_json(response) -> dict:
+    """The body as a browser's JSON.parse reads it: NaN and Infinity are not JSON."""
+
+    def refuse(name: str):
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(response.get_data(as_text=True), parse_constant=refuse)
+
+
+def test_numbers_json_cannot_carry_are_not_kept_from_an_answer(make_app, emulator, monkeypatch):
+    # A gateway (or a provider's bad day) answering NaN, Infinity or a number past a float's
+    # range: the key is judged, the odd numbers are dropped, the status stays JSON.
+    def odd(key: str) -> Reply:
+        body = (
+            '{"data": {"label": "x", "limit": 1e999, "limit_remaining": Infinity,'
+            ' "usage": NaN, "is_free_tier": false}}'
+        )
+        return Reply(200, body, raw=True)
+
+    monkeypatch.setitem(OPENROUTER, "valid", odd)
+    app = make_app()
+    client = signed_in(app)
+    response = client.post(
+        "/api/api-keys/set",
+        json={"provider": "openrouter", "api_key": emulator.valid_key("openrouter")},
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    [status] = [
+        s
+        for s in _strict_json(client.get("/api/api-keys/status"))["providers"]
+        if s["provider"] == "openrouter"
+    ]
+    assert status["status"] == "valid"
+    assert status["facts"] == {"limit": None, "limit_remaining": None, "is_free_tier": False}
+
+
+def test_numbers_stored_before_are_not_shown(make_app, emulator):
+    app = make_app()
+    client = signed_in(app)
+    store_key(app, emulator, "openrouter", emulator.valid_key("openrouter"))
+    validate(client, "openrouter")
+    with app.app_context():
+        row = db.session.scalar(db.select(UserAPIKey).filter_by(provider="openrouter"))
+        # Written as SQLite's JSON would have kept it; PostgreSQL refuses such JSON outright.
+        details = {**row.details, "usage": float("nan"), "limit": float("inf")}
+        if db.engine.dialect.name == "sqlite":
+            row.details = details
+            db.session.commit()
+    status = _strict_json(client.get("/api/api-keys/status"))
+    [openrouter] = [s for s in status["providers"] if s["provider"] == "openrouter"]
+    assert "usage" not in openrouter["facts"] or openrouter["facts"]["usage"] == 25.5
+    assert dashboard_row(page(client.get("/keys/")), "openrouter")

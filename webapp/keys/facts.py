@@ -8,6 +8,7 @@ unexpected shape (a page must render whatever was stored).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,7 +20,11 @@ _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    # NaN and infinity (stored on SQLite before answers were read without them) are not
+    # JSON that a browser can read.
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _integer(value: Any) -> bool:

@@ -11,6 +11,7 @@ it, before it is kept.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -226,6 +227,17 @@ def _host(answer: Answer) -> str:
         return "another address"
 
 
+def _finite(text: str) -> float | None:
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def _json(body: bytes) -> Any:
+    """The answer's JSON, where NaN, Infinity and numbers past a float's range (which Python
+    would read, and neither browsers nor PostgreSQL take) are null."""
+    return json.loads(body, parse_constant=lambda _: None, parse_float=_finite)
+
+
 def classify(
     provider: Provider,
     answer: Answer,
@@ -271,7 +283,7 @@ def classify(
             "not follow redirects, so the key was not sent there.",
         )
     try:
-        data = json.loads(answer.body) if answer.body.strip() else None
+        data = _json(answer.body) if answer.body.strip() else None
     except (ValueError, UnicodeDecodeError, RecursionError):  # nested past Python's limit
         data = None
     if data is None:
