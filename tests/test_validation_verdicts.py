@@ -98,6 +98,21 @@ def test_the_same_key_saved_again_keeps_what_is_known_of_it(make_app, emulator, 
     assert stored.is_valid is True and stored.models == models
 
 
+def test_the_same_key_saved_again_unchecked_keeps_its_rejection(make_app, emulator):
+    # A script re-saving a key the provider has since rejected, with the check skipped:
+    # nothing new is known, so the key stays rejected and the global key stays in use.
+    app = make_app()
+    client = signed_in(app)
+    key = store_key(app, emulator, "openai")  # unknown to the provider
+    validate(client, "openai")
+    assert row_of(app, "openai").is_valid is False
+    body = {"provider": "openai", "api_key": key, "validate": False}
+    assert client.post("/api/api-keys/set", json=body).status_code == 200
+    stored = row_of(app, "openai")
+    assert stored.status == "invalid" and stored.is_valid is False
+    assert api_status(client, "openai")["is_valid"] is False
+
+
 # -- replacing a global key ------------------------------------------------------------
 
 

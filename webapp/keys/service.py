@@ -153,7 +153,8 @@ def put_key(
     row.config = dict(config)
     if not same:
         apply_check(row, None)
-    apply_check(row, check)
+    if check is not None:  # saved unchecked: the same key keeps its verdict, a rejection too
+        apply_check(row, check)
 
 
 def delete_key(user: User, provider_id: str, *, info: RequestInfo | None = None) -> None:
