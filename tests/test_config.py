@@ -202,6 +202,32 @@ def test_a_rate_limit_that_does_not_parse_stops_start_up(clean_env, monkeypatch,
         create_app()
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("VALIDATION_TIMEOUT", "nan"),  # every check would fail inside the HTTP client
+        ("VALIDATION_TIMEOUT", "inf"),
+        ("VALIDATION_TIMEOUT", "0"),  # every check "times out": a rejected key gets stored
+        ("VALIDATION_CONNECT_TIMEOUT", "-1"),
+        ("VALIDATION_MAX_WORKERS", "0"),
+        ("MAX_CONTENT_LENGTH", "0"),  # every form, sign-in included, would be too large
+        ("TRUSTED_PROXIES", "-1"),
+        ("LOGIN_FAILURE_WARN_AFTER", "0"),
+    ],
+)
+def test_a_number_setting_out_of_range_stops_start_up(clean_env, monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"Out of range: {name}="):
+        create_app()
+
+
+def test_number_settings_in_range_are_taken(clean_env, monkeypatch):
+    monkeypatch.setenv("VALIDATION_TIMEOUT", "2.5")
+    monkeypatch.setenv("MAX_CONTENT_LENGTH", "131072")
+    config = create_app().config
+    assert (config["VALIDATION_TIMEOUT"], config["MAX_CONTENT_LENGTH"]) == (2.5, 131072)
+
+
 def test_an_emptied_development_secret_file_is_a_clear_error(clean_env):
     create_app()
     (clean_env / "encryption_secret").write_text("\n")

@@ -240,3 +240,17 @@ def test_rotation_keeps_keys_bound_to_their_settings(make_app):
         db.session.commit()
         with pytest.raises(KeyDecryptionError, match="its settings"):
             resolve.get_key_for(user, "custom")
+
+
+def test_a_secret_with_a_comma_can_be_rotated_away_from(make_app):
+    # A password manager's secret may hold a comma; given alone as the old secret, it is
+    # still read as one secret, not cut in two.
+    comma = "old,encryption,secret-" + "c" * 32
+    plaintexts = _seed(make_app(API_KEY_ENCRYPTION_SECRET=comma))
+    during = make_app(API_KEY_ENCRYPTION_SECRET=NEW, API_KEY_ENCRYPTION_OLD_SECRETS=comma)
+    assert _read_all(during) == plaintexts
+    with during.app_context():
+        report = rotate_secret(batch_size=5)
+    assert report.unreadable == [] and report.rewrapped == 13
+    after = make_app(API_KEY_ENCRYPTION_SECRET=NEW)
+    assert _read_all(after) == plaintexts

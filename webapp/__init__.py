@@ -10,7 +10,7 @@ from flask import Flask, Response, redirect, request, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.config import load_config, load_secrets, warn_about_ignored_settings
-from webapp.crypto import Keyring
+from webapp.crypto import Keyring, old_secrets
 from webapp.extensions import (
     configure_sqlite,
     csrf,
@@ -95,7 +95,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = "strong"
     app.extensions["keyhold_keyring"] = Keyring(
         app.config["API_KEY_ENCRYPTION_SECRET"],
-        app.config["API_KEY_ENCRYPTION_OLD_SECRETS"].split(","),
+        old_secrets(app.config["API_KEY_ENCRYPTION_OLD_SECRETS"]),
     )
 
     @login_manager.user_loader

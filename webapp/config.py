@@ -9,6 +9,7 @@ next machine: every session would end and every stored key become unreadable.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 from collections.abc import Iterator, Mapping
@@ -233,6 +234,36 @@ def _check_limits(config: Mapping[str, Any]) -> None:
         )
 
 
+#: number settings and the range each must lie in (inclusive): outside it they would fail
+#: every request (a NaN timeout), store rejected keys (a timeout of 0 judges nothing) or
+#: refuse every form (a body limit of 0)
+NUMBER_SETTINGS: dict[str, tuple[float, float]] = {
+    "VALIDATION_CONNECT_TIMEOUT": (0.1, 300),
+    "VALIDATION_TIMEOUT": (0.1, 300),
+    "VALIDATION_MAX_WORKERS": (1, 64),
+    "MAX_CONTENT_LENGTH": (4096, 64 * 1024 * 1024),
+    "TRUSTED_PROXIES": (0, 10),
+    "LOGIN_FAILURE_WINDOW": (1, 7 * 24 * 3600),
+    "LOGIN_FAILURE_WARN_AFTER": (1, 10_000),
+}
+
+
+def _in_range(value: Any, low: float, high: float) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and low <= value <= high
+
+
+def _check_numbers(config: Mapping[str, Any]) -> None:
+    wrong = [
+        f"{name}={config[name]!r} (from {low:g} to {high:g})"
+        for name, (low, high) in NUMBER_SETTINGS.items()
+        if not _in_range(config[name], low, high)
+    ]
+    if wrong:
+        raise ConfigError(f"Out of range: {', '.join(wrong)}.")
+
+
 def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     """Fill ``app.config`` from defaults, the environment and ``overrides``; no secrets yet."""
     app.config.from_mapping(defaults(app.instance_path))
@@ -243,6 +274,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         # A typo ("prod") must not quietly run production as development.
         raise ConfigError(f"KEYHOLD_ENV is {env!r}; set it to one of: {', '.join(ENVIRONMENTS)}.")
     _check_limits(app.config)
+    _check_numbers(app.config)
     uri = app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
         app.config["SQLALCHEMY_DATABASE_URI"]
     )

@@ -76,6 +76,14 @@ def secret_id(secret: str) -> str:
     return hmac.new(secret.encode(), b"keyhold/secret-id", hashlib.sha256).hexdigest()[:12]
 
 
+def old_secrets(setting: str) -> list[str]:
+    """The secrets ``API_KEY_ENCRYPTION_OLD_SECRETS`` names: its comma-separated parts and,
+    when it has a comma, the whole value too, so that one secret with a comma in it (given
+    alone) can still be rotated away from."""
+    parts = setting.split(",")
+    return [*parts, setting] if len(parts) > 1 else parts
+
+
 def _hkdf(secret: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=_SALT, info=info).derive(secret)
 
