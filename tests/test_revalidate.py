@@ -182,3 +182,10 @@ def test_an_older_than_that_is_no_time_span_is_refused_clearly(app, hours):
     assert result.exit_code == 2, result.output
     assert "--older-than" in result.output and "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("command", [["keys", "revalidate"], ["keys", "rotate-secret"]])
+def test_a_batch_size_past_any_batch_is_refused_clearly(app, command):
+    result = app.test_cli_runner().invoke(args=[*command, "--batch-size", str(2**64)])
+    assert result.exit_code == 2, result.output
+    assert "--batch-size" in result.output and "Traceback" not in result.output

@@ -16,13 +16,17 @@ CLI = RequestInfo(ip=None, user_agent="flask command")
 
 keys_cli = AppGroup("keys", help="Manage stored API keys.")
 
+#: rows read and committed at once: past this a batch only costs memory, and a number past
+#: the database's integers would fail inside the query
+MAX_BATCH = 100_000
+
 
 @keys_cli.command("rotate-secret")
 @click.option(
     "--batch-size",
     default=1000,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_BATCH),
     help="Rows per commit.",
 )
 def rotate_secret_command(batch_size: int) -> None:
@@ -71,7 +75,9 @@ def _finite(value: float | None, name: str) -> float | None:
     help="Only keys not checked within the last HOURS hours (default: every key).",
 )
 @click.option("--provider", help="Only this provider's keys (a provider id).")
-@click.option("--batch-size", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--batch-size", default=50, show_default=True, type=click.IntRange(min=1, max=MAX_BATCH)
+)
 def revalidate_command(hours: float | None, provider: str | None, batch_size: int) -> None:
     """Check stored keys (users' and global) with their providers again; meant for cron.
 
