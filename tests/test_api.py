@@ -135,6 +135,30 @@ def test_wrong_types_and_unknown_fields_are_400_with_fields(admin_client, method
         assert error["fields"]["validate"] == "Must be true or false."
 
 
+@pytest.mark.parametrize(("method", "path", "body"), UNSAFE)
+def test_a_change_refuses_query_parameters(admin_client, emulator, method, path, body):
+    # "?provider=groq" on the delete-all call, "?validate=false" on a save: a parameter the
+    # endpoint does not take must not be quietly ignored while the call does something else.
+    response = admin_client.open(f"{path}?provider=groq&validate=false", method=method, json=body)
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "invalid_query"
+    assert error["fields"] == {"provider": "Unknown parameter.", "validate": "Unknown parameter."}
+    assert emulator.received() == []
+
+
+def test_a_delete_all_with_a_filter_deletes_nothing(app, alice):
+    store(app, USER, "groq")
+    store(app, USER, "openai")
+    response = alice.delete("/api/api-keys/?provider=groq", json={})
+    assert response.status_code == 400 and error_of(response)["code"] == "invalid_query"
+    assert {row.provider for row in rows_of(app, USER)} == {"groq", "openai"}
+
+
+def test_a_read_leaves_a_cache_buster_alone(alice):
+    assert alice.get("/api/api-keys/status?_=1733300000000").status_code == 200
+
+
 @pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
 def test_oversized_body_is_413(admin_client, method, path, body):
     big = json.dumps({"api_key": "x" * (70 * 1024)})

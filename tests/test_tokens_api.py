@@ -377,3 +377,14 @@ def test_the_database_holds_no_token_in_plaintext(app, alice):
         raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
         for token in tokens:
             assert token[8:-6].encode() not in raw
+
+
+def test_a_grace_period_in_the_query_is_refused_not_ignored(alice):
+    # The body takes grace_hours; in the query it would have been dropped and the default
+    # grace given, leaving a leaked token working for a day.
+    token_id = alice.post("/api/tokens", json={"name": "ci"}).get_json()["access_token"]["id"]
+    response = alice.post(f"/api/tokens/{token_id}/rotate?grace_hours=0", json={})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_query"
+    [listed] = alice.get("/api/tokens").get_json()["tokens"]
+    assert listed["replaced_by_id"] is None and listed["state"] == "active"

@@ -5,12 +5,17 @@ must be a JSON object (``Content-Type: application/json``) of at most
 MAX_CONTENT_LENGTH bytes, and every string in it must be text a database
 can hold (no NUL, no lone surrogates). Each endpoint then names the fields
 it accepts with their types; anything else is refused, so a misspelt field
-is an error instead of being ignored.
+is an error instead of being ignored. A request that changes something
+follows the same rule for its query string (it takes none), so that
+``DELETE /api/api-keys/?provider=groq`` cannot quietly delete every key; reads
+that take parameters refuse the ones they do not take, and the others leave a
+cache-buster alone.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from flask import request
@@ -103,3 +108,22 @@ def fields(
     if problems:
         raise invalid_body(problems)
     return {name: body[name] for name in body}
+
+
+def only_query(allowed: Collection[str] = ()) -> None:
+    """Refuse query parameters other than ``allowed`` (400 ``invalid_query``)."""
+    unknown = set(request.args) - set(allowed)
+    if unknown:
+        raise ApiError(
+            400,
+            "invalid_query",
+            "The query has parameters this endpoint does not take.",
+            {name: "Unknown parameter." for name in sorted(unknown)},
+        )
+
+
+def no_query_on_changes() -> None:
+    """For a blueprint's ``before_request``: no endpoint that changes something takes query
+    parameters, so one that came is a mistake the client must hear of, not a filter."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        only_query()

@@ -24,7 +24,8 @@ JSON = "application/json"
 
 ERROR_DESCRIPTIONS = {
     400: "Malformed JSON, a body that is not an object, wrong field types, unknown fields, "
-    "or a missing CSRF token (code `csrf_failed`)",
+    "query parameters the endpoint does not take (code `invalid_query`; a call that changes "
+    "something takes none), or a missing CSRF token (code `csrf_failed`)",
     401: "Not signed in, or the access token is missing, malformed, unknown, expired or revoked "
     "(code `invalid_token`; a token sent where none is needed is checked all the same)",
     403: "Signed in, but not allowed (or a wrong / spent setup token); with an access token: "

@@ -18,7 +18,7 @@ from flask_wtf.csrf import generate_csrf
 
 from webapp.admin.access import require_admin
 from webapp.api import errors, openapi, payloads
-from webapp.api.body import NULLABLE_STR, fields, json_body
+from webapp.api.body import NULLABLE_STR, fields, json_body, no_query_on_changes, only_query
 from webapp.api.errors import ApiError
 from webapp.auth.models import User
 from webapp.db_types import whole_number
@@ -35,6 +35,7 @@ from webapp.validation.limits import key_checks
 from webapp.web import request_info
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+bp.before_request(no_query_on_changes)
 errors.register(bp)
 
 #: every provider-specific field any provider takes (each is a string)
@@ -141,12 +142,10 @@ def expiring():
 
 
 def _days_param() -> int:
-    unknown = set(request.args) - {"days"}
-    problems = {name: "Unknown parameter." for name in sorted(unknown)}
+    only_query(("days",))
     days = whole_number(request.args.get("days", str(expiry.WARNING.days)))
     if days is None or days > expiry.MAX_DAYS:
-        problems["days"] = f"A whole number of days from 0 to {expiry.MAX_DAYS}."
-    if problems or days is None:
+        problems = {"days": f"A whole number of days from 0 to {expiry.MAX_DAYS}."}
         raise ApiError(400, "invalid_query", "The query has errors.", problems)
     return days
 

@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request, url
 from flask_login import current_user, login_required
 
 from webapp.admin.access import admin_required, require_admin
-from webapp.api.body import fields, json_body
+from webapp.api.body import fields, json_body, only_query
 from webapp.api.errors import ApiError
 from webapp.api.errors import register as register_api_errors
 from webapp.api.payloads import iso
@@ -150,14 +150,7 @@ def _api_subject(who: str | None) -> int | None:
 @login_required
 def list_events():
     fields(json_body())
-    unknown = set(request.args) - {*FILTERS, "limit", "user"}
-    if unknown:
-        raise ApiError(
-            400,
-            "invalid_query",
-            "The query has parameters this endpoint does not take.",
-            {name: "Unknown parameter." for name in sorted(unknown)},
-        )
+    only_query((*FILTERS, "limit", "user"))
     subject_id = _api_subject(request.args.get("user"))
     try:
         event_filter = history.parse_filter(

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify
 from flask_login import current_user, login_required
 
-from webapp.api.body import fields, json_body
+from webapp.api.body import fields, json_body, no_query_on_changes
 from webapp.api.errors import register as register_api_errors
 from webapp.api.payloads import iso
 from webapp.auth.models import User
@@ -24,6 +24,7 @@ from webapp.tokens.models import URL_ID, AccessToken
 from webapp.web import request_info
 
 bp = Blueprint("tokens_api", __name__, url_prefix="/api")
+bp.before_request(no_query_on_changes)
 register_api_errors(bp)
 
 
