@@ -103,17 +103,23 @@ def _live(user_id: int) -> Any:
     )
 
 
-def count_working(user: User, *, besides: int | None = None) -> int:
-    """How many of the user's tokens still work (grace periods included), ``besides`` aside."""
-    live_tokens = _live(user.id)
-    if besides is not None:
-        live_tokens = live_tokens.where(AccessToken.id != besides)
-    return db.session.scalar(db.select(db.func.count()).select_from(live_tokens.subquery()))
+def count_working(user: User) -> int:
+    """How many of the user's tokens still work (grace periods included)."""
+    return db.session.scalar(db.select(db.func.count()).select_from(_live(user.id).subquery()))
 
 
 def _check_limit(user: User, replacing: int | None = None) -> None:
     limit = current_app.config["TOKEN_MAX_PER_USER"]
-    live = count_working(user, besides=replacing)  # a rotation swaps one token for another
+    if replacing is None:
+        live = count_working(user)
+    else:
+        # A rotation swaps one token for another; tokens already rotated, working out their
+        # grace period, are on their way out too, so rotating every token after a leak is
+        # not held up by the first ones' grace periods.
+        query = _live(user.id).where(
+            AccessToken.id != replacing, AccessToken.replaced_by_id.is_(None)
+        )
+        live = db.session.scalar(db.select(db.func.count()).select_from(query.subquery()))
     if live >= limit:
         db.session.rollback()
         raise TooManyTokens(f"You already have {live} working tokens; revoke one first.")
