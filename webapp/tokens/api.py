@@ -63,15 +63,8 @@ def list_tokens():
     return jsonify(tokens=[token_payload(t) for t in service.list_tokens(_user())])
 
 
-@bp.post("/tokens")
-@login_required
-@write_limit
-def create_token():
-    data = fields(
-        json_body(),
-        required={"name": str},
-        optional={"scopes": list, "expires_in_days": int, "no_expiry": bool, "allowed_ips": list},
-    )
+def _requested_spec(data: dict) -> service.TokenSpec:
+    """The new token a create call asks for, or TokenInputError naming the fields sent."""
     expiry: int | None = data.get(
         "expires_in_days", current_app.config["TOKEN_DEFAULT_EXPIRY_DAYS"]
     )
@@ -82,12 +75,30 @@ def create_token():
                 {"no_expiry": "Leave out expires_in_days for a token that never expires."},
             )
         expiry = None
-    spec = service.clean_spec(
-        data["name"],
-        data.get("scopes", list(policy.DEFAULT_SCOPES)),
-        expiry,
-        data.get("allowed_ips", []),
+    try:
+        return service.clean_spec(
+            data["name"],
+            data.get("scopes", list(policy.DEFAULT_SCOPES)),
+            expiry,
+            data.get("allowed_ips", []),
+        )
+    except service.TokenInputError as exc:
+        if data.get("no_expiry") and "expires_in_days" in exc.fields:
+            # Refused for the field the client sent, not for the one it left out.
+            exc.fields["no_expiry"] = exc.fields.pop("expires_in_days")
+        raise
+
+
+@bp.post("/tokens")
+@login_required
+@write_limit
+def create_token():
+    data = fields(
+        json_body(),
+        required={"name": str},
+        optional={"scopes": list, "expires_in_days": int, "no_expiry": bool, "allowed_ips": list},
     )
+    spec = _requested_spec(data)
     return _issued(service.create_token(_user(), spec, info=request_info()))
 
 
