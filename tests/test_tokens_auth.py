@@ -436,3 +436,19 @@ def test_token_requests_are_served_and_counted_while_the_shared_store_is_down(ma
     guessed = [call(client, "GET", STATUS, token_format.generate()).status_code for _ in range(3)]
     assert guessed == [401, 401, 429]
     assert "counting here alone" in caplog.text
+
+
+def test_a_change_made_with_a_token_names_the_token_in_the_audit_trail(app, alice):
+    # A key deleted by a (perhaps leaked) token: its owner can tell which token to revoke.
+    store(app, ALICE, "groq")
+    store(app, ALICE, "openai")
+    token_id, token = issue(app, ALICE, ["keys:write"])
+    assert call(app.test_client(), "DELETE", "/api/api-keys/groq", token).status_code == 200
+    [deleted] = audit_rows(app, "key.delete")
+    hint = token_row(app, token_id).token_hint
+    assert (deleted.details["token_id"], deleted.details["token_hint"]) == (token_id, hint)
+    assert token not in str(deleted.details)
+    # The same change from the browser names no token.
+    assert alice.delete("/api/api-keys/openai", json={}).status_code == 200
+    from_browser = audit_rows(app, "key.delete")[-1]
+    assert "token_id" not in from_browser.details

@@ -7,7 +7,7 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import make_response, request, session
+from flask import g, make_response, request, session
 from flask_login import login_user
 
 from webapp.audit.service import RequestInfo
@@ -19,7 +19,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def request_info() -> RequestInfo:
-    return RequestInfo(ip=client_ip(), user_agent=request.headers.get("User-Agent", "")[:200])
+    token = g.get("access_token")  # set by tokens.bearer for a request made with a token
+    return RequestInfo(
+        ip=client_ip(),
+        user_agent=request.headers.get("User-Agent", "")[:200],
+        token_id=token.id if token is not None else None,
+        token_hint=token.hint if token is not None else None,
+    )
 
 
 def sign_in(user: User, *, remember: bool = False) -> None:

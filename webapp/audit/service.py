@@ -30,6 +30,10 @@ class RequestInfo:
 
     ip: str | None = None
     user_agent: str | None = None
+    # The access token a script's request was authenticated by: every row it causes names it,
+    # so its owner can tell which token to revoke.
+    token_id: int | None = None
+    token_hint: str | None = None
 
 
 def canonical(event: AuditEvent) -> bytes:
@@ -83,6 +87,12 @@ def last_hash() -> str:
     return checkpoint or GENESIS_HASH
 
 
+def _with_token(details: dict[str, Any], info: RequestInfo) -> dict[str, Any]:
+    if info.token_id is None:
+        return details
+    return {"token_id": info.token_id, "token_hint": info.token_hint, **details}
+
+
 def record(
     action: str,
     *,
@@ -110,7 +120,7 @@ def record(
         outcome=outcome,
         ip=(info.ip or "")[:64] or None,
         user_agent=(info.user_agent or "")[:200] or None,
-        details=details or {},
+        details=_with_token(details or {}, info),
     )
     event.prev_hash = last_hash()
     event.row_hash = chain_hash(event.prev_hash, event)
