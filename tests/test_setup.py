@@ -160,6 +160,9 @@ def test_setup_with_the_right_token_end_to_end(fresh, emulator):
     assert stranger.get("/setup").status_code == 404
     assert enter_token(stranger, token).status_code == 404
     assert stranger.get("/auth/login").status_code == 200
+    # The late token opened nothing, and is on the record as the API's would be.
+    [late] = actions(fresh, "access.denied")
+    assert (late.outcome, late.details) == ("denied", {"reason": "setup_finished"})
 
 
 def test_the_token_dies_for_every_session_once_used(fresh):

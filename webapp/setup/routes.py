@@ -62,6 +62,8 @@ def setup_gate():
 @bp.before_request
 def only_during_setup():
     if service.setup_finished():
+        if request.method == "POST" and request.endpoint == "setup.token":
+            service.refuse_after_setup(request_info())
         abort(404)
 
 

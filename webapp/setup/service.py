@@ -175,14 +175,19 @@ def check_token(token: str | None, *, info: RequestInfo | None = None) -> str:
     so the plaintext is needed only once.
     """
     if setup_finished():
-        # A setup token after setup opens nothing; the attempt is on the record all the same.
-        _refused(info, "setup_finished")
+        refuse_after_setup(info)
         raise SetupFinished("Setup is finished.")
     valid = isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_LENGTH
     if not valid or _row_for(hash_token(token)) is None:
         _refused(info, "setup_token")
         raise SetupTokenRefused("That is not the current setup token.")
     return hash_token(token)
+
+
+def refuse_after_setup(info: RequestInfo | None) -> None:
+    """A setup token offered after setup opens nothing; the attempt is on the record all the
+    same, from the setup page as from the API."""
+    _refused(info, "setup_finished")
 
 
 def _refused(info: RequestInfo | None, reason: str) -> None:
