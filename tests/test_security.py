@@ -267,3 +267,43 @@ def test_unexpected_error_is_a_clean_500(make_app):
             "message": "Something went wrong on our side. Nothing was changed.",
         }
     }
+
+
+def test_logging_out_deletes_the_remember_me_cookie(app, auth, client):
+    auth.register()
+    auth.logout()
+    auth.login(remember="y")
+    assert client.get_cookie("remember_token") is not None
+    auth.logout()
+    assert client.get_cookie("remember_token") is None
+
+
+def test_changing_the_password_keeps_a_remembered_browser_signed_in(app, auth, client):
+    # "Keep me signed in" survives the password change: after the browser restarts (the
+    # session cookie gone), the remember-me cookie still signs its owner in.
+    auth.register()
+    auth.logout()
+    auth.login(remember="y")
+    new_password = "another correct horse battery"
+    response = client.post(
+        "/auth/password",
+        data={"current": PASSWORD, "password": new_password, "confirm": new_password},
+    )
+    assert response.status_code == 302
+    client.delete_cookie("session")
+    assert client.get("/keys/").status_code == 200
+
+
+def test_changing_the_password_does_not_start_remembering_a_browser(app, auth, client):
+    auth.register()
+    new_password = "another correct horse battery"
+    client.post(
+        "/auth/password",
+        data={"current": PASSWORD, "password": new_password, "confirm": new_password},
+    )
+    assert client.get_cookie("remember_token") is None
+
+
+def test_the_login_page_says_why_it_was_shown(client):
+    response = client.get("/keys/", follow_redirects=True)
+    assert "Please log in to continue." in response.get_data(as_text=True)

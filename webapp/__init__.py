@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, redirect, request, url_for
+from flask import Flask, Response, flash, redirect, request, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.config import load_config, load_secrets, warn_about_ignored_settings
@@ -108,6 +108,7 @@ def register_extensions(app: Flask) -> None:
 
         if wants_json():
             return error_response(401)
+        flash(login_manager.login_message, login_manager.login_message_category)
         # Back to this page after signing in, if it is one: a button's POST-only URL would
         # answer the redirected GET with a 405, so those lead to the dashboard instead.
         rule = request.url_rule

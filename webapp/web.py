@@ -7,7 +7,7 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import g, make_response, request, session
+from flask import current_app, g, make_response, request, session
 from flask_login import login_user
 
 from webapp.audit.service import RequestInfo
@@ -33,6 +33,11 @@ def sign_in(user: User, *, remember: bool = False) -> None:
     session.clear()  # a fresh session at login: no fixation
     open_session(user)
     login_user(user, remember=remember)
+
+
+def remembered() -> bool:
+    """Whether this browser was kept signed in ("Keep me signed in" and its cookie)."""
+    return current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
 
 
 def safe_next(target: str | None, default: str) -> str:

@@ -18,7 +18,7 @@ from webapp.auth.forms import LoginForm, PasswordChangeForm, RegisterForm, norma
 from webapp.extensions import limiter
 from webapp.ratelimit import account_rate_key, configured, ip_rate_key, user_rate_key
 from webapp.tokens import service as tokens
-from webapp.web import form_status, no_store, request_info, safe_next, sign_in
+from webapp.web import form_status, no_store, remembered, request_info, safe_next, sign_in
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -72,8 +72,10 @@ def login():
 @login_required
 def logout():
     services.logout(current_user._get_current_object(), info=request_info())
-    logout_user()
+    # Cleared first: logout_user leaves in the session the word that deletes the remember-me
+    # cookie, which clearing afterwards would throw away with the rest.
     session.clear()
+    logout_user()
     flash("You have been logged out.", "info")
     return redirect(url_for("auth.login"))
 
@@ -96,7 +98,9 @@ def change_password():
             info=request_info(),
         )
         if changed:
-            sign_in(user)  # the change ended every session, this one too
+            # The change ended every session, this one too; a browser that was kept signed in
+            # stays so, under its new session.
+            sign_in(user, remember=remembered())
             flash(_changed_message(changed), "success")
             return redirect(url_for("keys.dashboard"))
         form.current.errors.append("That is not your current password.")
