@@ -123,8 +123,7 @@ def fuzz_app(make_app):
     inner = app.wsgi_app
 
     def with_client_address(environ, start_response):
-        # Schemathesis's WSGI client leaves REMOTE_ADDR out; every real server sets it,
-        # and the session is bound to it (session protection "strong").
+        # Schemathesis's WSGI client leaves REMOTE_ADDR out; every real server sets it.
         environ.setdefault("REMOTE_ADDR", "127.0.0.1")
         if environ["REMOTE_ADDR"] is None:
             environ["REMOTE_ADDR"] = "127.0.0.1"
@@ -135,11 +134,7 @@ def fuzz_app(make_app):
 
 
 def _signed_in_admin(app) -> tuple[dict[str, str], dict[str, str]]:
-    """The cookies and headers of a signed-in admin's frontend.
-
-    The session is bound to the browser that signed in (session protection
-    "strong"), so the fuzzer must present the same User-Agent.
-    """
+    """The cookies and headers of a signed-in admin's frontend (its User-Agent too)."""
     agent = "keyhold-api-fuzz"
     browser = app.test_client()
     browser.environ_base["HTTP_USER_AGENT"] = agent

@@ -307,3 +307,15 @@ def test_changing_the_password_does_not_start_remembering_a_browser(app, auth, c
 def test_the_login_page_says_why_it_was_shown(client):
     response = client.get("/keys/", follow_redirects=True)
     assert "Please log in to continue." in response.get_data(as_text=True)
+
+
+def test_a_change_of_network_keeps_the_user_signed_in(app, auth, client):
+    # Wi-Fi to mobile, a VPN switched on: the same browser, another address.
+    auth.register()
+    auth.logout()
+    auth.login(remember="y")
+    client.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    assert client.get("/keys/").status_code == 200
+    assert client.get_cookie("remember_token") is not None
+    client.delete_cookie("session")  # and after the browser restarts, still remembered
+    assert client.get("/keys/").status_code == 200

@@ -92,7 +92,12 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to continue."
     login_manager.login_message_category = "info"
-    login_manager.session_protection = "strong"
+    # "basic": a session seen from another address or browser is marked not fresh, not ended.
+    # Flask-Login's "strong" binds it to the client's X-Forwarded-For (which the client
+    # writes) and User-Agent: no barrier to a thief, but every change of network (Wi-Fi to
+    # mobile, a VPN) signed users out and threw away "Keep me signed in". What ends a
+    # session is its row on the server: logging out, a password change, its lifetime.
+    login_manager.session_protection = "basic"
     app.extensions["keyhold_keyring"] = Keyring(
         app.config["API_KEY_ENCRYPTION_SECRET"],
         old_secrets(app.config["API_KEY_ENCRYPTION_OLD_SECRETS"]),
