@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.conftest import PASSWORD
@@ -213,3 +215,53 @@ def test_password_change_rejects_malformed_input(client, auth, data, field, mess
     auth.logout()
     assert auth.login(password=NEW_PASSWORD).status_code == 400  # the password did not change
     assert auth.login().status_code == 302
+
+
+def _ids(html: str) -> list[str]:
+    return re.findall(r'\sid="([^"]+)"', html)
+
+
+def _described_by(html: str, field_id: str) -> list[str]:
+    tag = re.search(rf'<input[^>]*\sid="{re.escape(field_id)}"[^>]*>', html)
+    assert tag is not None, field_id
+    found = re.search(r'aria-describedby="([^"]*)"', tag.group(0))
+    return found.group(1).split() if found else []
+
+
+def _label_for(html: str, field_id: str) -> list[str]:
+    return re.findall(rf'<label[^>]*for="{re.escape(field_id)}"[^>]*>([^<]*)<', html)
+
+
+def test_the_key_page_names_each_field_once(client, auth, app):
+    # The replace form and the reminder form both have a date: each has its own id, so each
+    # label names its own field, and the reminder's date is not the key form's.
+    auth.register()
+    store(app, "alice@example.com", "openai")
+    html = text(client.get("/keys/openai"))
+    ids = _ids(html)
+    assert sorted({i for i in ids if ids.count(i) > 1}) == []
+    assert _label_for(html, "reminder-expires_at") == ["Expiry reminder"]
+    assert len(_label_for(html, "expires_at")) == 1
+
+
+def test_a_refused_reminder_is_where_the_cursor_goes(client, auth, app):
+    auth.register()
+    store(app, "alice@example.com", "openai")
+    html = text(client.post("/keys/openai/expiry", data={"expires_at": "someday"}))
+    reminder = re.search(r'<input[^>]*id="reminder-expires_at"[^>]*>', html).group(0)
+    key = re.search(r'<input[^>]*id="api_key"[^>]*>', html).group(0)
+    assert "autofocus" in reminder and "autofocus" not in key
+    assert _described_by(html, "reminder-expires_at")[0] == "reminder-expires_at-error"
+
+
+def test_every_error_of_a_field_is_announced(client):
+    # An address both too long and malformed: both messages are read out with the field.
+    response = client.post(
+        "/auth/register",
+        data={"email": "a" * 300 + "@example", "password": PASSWORD, "confirm": PASSWORD},
+    )
+    html = text(response)
+    ids = _ids(html)
+    assert sorted({i for i in ids if ids.count(i) > 1}) == []
+    described = _described_by(html, "email")
+    assert len(described) >= 2 and all(d in ids for d in described)
