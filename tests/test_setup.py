@@ -272,6 +272,8 @@ def test_create_admin_command_prompts_for_the_password(app, monkeypatch):
     [
         ("not-an-email", PASSWORD, "email address"),
         ("x@example.com", "short", "at least 12"),
+        ("x@example.com", " " * 12, "not all blank"),
+        ("x@example.com", "p" * 1025, "at most 1024"),
         ("admin@example.com", PASSWORD, "already exists"),
     ],
 )

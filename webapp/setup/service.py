@@ -210,8 +210,11 @@ def account_problems(email: str | None, password: str | None) -> dict[str, str]:
         validate_email(email or "", check_deliverability=False)
     except EmailNotValidError as exc:
         problems["email"] = str(exc)
-    if not password or not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        problems["password"] = f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    # The same rules as the registration form, whose required check ignores blanks.
+    if not password or not password.strip() or len(password) < MIN_PASSWORD_LENGTH:
+        problems["password"] = f"Use at least {MIN_PASSWORD_LENGTH} characters, not all blank."
+    elif len(password) > MAX_PASSWORD_LENGTH:
+        problems["password"] = f"Use at most {MAX_PASSWORD_LENGTH} characters."
     return problems
 
 
