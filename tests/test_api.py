@@ -582,3 +582,10 @@ def test_an_unexpected_failure_is_a_clean_500(make_app, monkeypatch):
         "message": "Something went wrong on our side. Nothing was changed.",
     }
     assert "internal detail" not in response.get_data(as_text=True)
+
+
+def test_delete_all_without_the_trailing_slash_is_the_same_call(app, alice):
+    # A script writing the path without its slash gets the JSON answer, not an HTML redirect.
+    store(app, USER, "groq")
+    response = bodyless(alice, "DELETE", "/api/api-keys")
+    assert response.status_code == 200 and response.get_json() == {"deleted": 1}

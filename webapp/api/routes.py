@@ -158,7 +158,7 @@ def delete_key(provider: str):
     return jsonify(payloads.key_status(statuses.key_status(_user(), provider)))
 
 
-@bp.delete("/api-keys/")
+@bp.delete("/api-keys/", strict_slashes=False)  # without the slash too: no HTML redirect
 @login_required
 def clear_keys():
     fields(json_body())
