@@ -39,3 +39,10 @@ class KeyRejected(KeyServiceError):
 
     code = "key_rejected"
     status = 422
+
+
+class AccountGone(KeyServiceError):
+    """The account was removed while the request was on its way; nothing was stored."""
+
+    code = "unauthenticated"
+    status = 401

@@ -16,7 +16,7 @@ from webapp.auth.models import User
 from webapp.crypto import fingerprint
 from webapp.db_types import utcnow
 from webapp.extensions import db
-from webapp.keys.errors import InvalidKeyInput
+from webapp.keys.errors import InvalidKeyInput, KeyNotFound
 from webapp.keys.models import UserAPIKey
 from webapp.keys.service import get_user_key_row
 from webapp.keys.statuses import KeyStatus, list_status
@@ -89,7 +89,7 @@ def parse_expiry(value: Any, field: str = "expires_at") -> datetime | None:
 
 def set_expiry(
     user: User, provider_id: str, expires_at: datetime | None, *, info: RequestInfo | None = None
-) -> UserAPIKey:
+) -> None:
     """Set or clear the reminder on the user's stored key (already parsed)."""
     row = get_user_key_row(user, provider_id)
     before = row.expires_at
@@ -99,17 +99,23 @@ def set_expiry(
         "from": before.date().isoformat() if before else None,
         "to": expires_at.date().isoformat() if expires_at else None,
     }
-    with audited("key.expiry", actor_id=user.id, provider=provider_id, info=info):
-        # Changing the reminder is not storing the key: updated_at stays as it was.
-        db.session.execute(
+    user_id = user.id
+    with audited(
+        "key.expiry", refusals=(KeyNotFound,), actor_id=user_id, provider=provider_id, info=info
+    ):
+        # Changing the reminder is not storing the key: updated_at stays as it was. Only on
+        # the key that was read: one deleted or replaced meanwhile (another tab) is not it.
+        changed = db.session.execute(
             db.update(UserAPIKey)
-            .where(UserAPIKey.id == row.id)
+            .where(UserAPIKey.id == row.id, UserAPIKey.key_hash == row.key_hash)
             .values(expires_at=expires_at, updated_at=UserAPIKey.updated_at),
             execution_options={"synchronize_session": False},
-        )
-        record("key.expiry", actor_id=user.id, provider=provider_id, info=info, details=details)
-    db.session.refresh(row)
-    return row
+        ).rowcount
+        if not changed:
+            raise KeyNotFound(
+                f"Your {provider_id} key was deleted or replaced meanwhile; nothing was changed."
+            )
+        record("key.expiry", actor_id=user_id, provider=provider_id, info=info, details=details)
 
 
 def expiring(user: User, days: int) -> list[KeyStatus]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from webapp import monitoring
 from webapp.audit.service import RequestInfo, audited, record, record_failure
@@ -121,10 +122,14 @@ def _store(
             record(action, actor_id=actor_id, provider=provider_id, info=info, details=details)
             if check is not None:
                 record_check(row, check, actor_id=actor_id, info=info, trigger="save")
+            db.session.expunge(row)  # handed back as saved, whatever happens to it next
             db.session.commit()
-        except IntegrityError:
-            db.session.rollback()  # created by a concurrent request: replace it instead
+        except (IntegrityError, StaleDataError):
+            # Created by a concurrent request (replace it instead) or deleted by one (create
+            # it again: this save is the newer).
+            db.session.rollback()
             if attempt:
+                record_failure(action, actor_id=actor_id, provider=provider_id, info=info)
                 raise
             continue
         except Exception:

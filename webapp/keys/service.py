@@ -13,12 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from webapp.audit.service import RequestInfo, audited, record, record_failure
 from webapp.auth.models import User
 from webapp.crypto import KeyDecryptionError, KeyScope, SealedKey, current_keyring, mask_key
 from webapp.extensions import db
-from webapp.keys.errors import KeyNotFound
+from webapp.keys.errors import AccountGone, KeyNotFound
 from webapp.keys.inputs import clean_input, require_provider
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
 from webapp.keys.verdicts import apply_check, audit_details, check_new_key, record_check
@@ -67,23 +68,24 @@ def store_key(
     whether it was created (False: replaced).
     """
     provider = require_provider(provider_id)
-    sealed = current_keyring().encrypt(KeyScope.for_user(user.id, provider_id), api_key, config)
+    user_id = user.id  # after a rollback, reading it from ``user`` would need the database
+    scope = KeyScope.for_user(user_id, provider_id)
+    sealed = current_keyring().encrypt(scope, api_key, config)
     hint = mask_key(api_key, provider.key_prefix)
-    user_id = user.id  # after a failed flush, reading it from ``user`` would need the database
     for attempt in range(2):
-        row = find_row(user.id, provider_id)
+        row = find_row(user_id, provider_id)
         created = row is None
         if created:
-            row = UserAPIKey(user_id=user.id, provider=provider_id)
+            row = UserAPIKey(user_id=user_id, provider=provider_id)
             db.session.add(row)
-        put_key(row, KeyScope.for_user(user.id, provider_id), api_key, sealed, hint, config, check)
+        put_key(row, scope, api_key, sealed, hint, config, check)
         row.expires_at = expires_at
         action = "key.set" if created else "key.replace"
         try:
             db.session.flush()
             record(
                 action,
-                actor_id=user.id,
+                actor_id=user_id,
                 provider=provider_id,
                 info=info,
                 details=audit_details(
@@ -93,31 +95,38 @@ def store_key(
                 ),
             )
             if check is not None:
-                record_check(row, check, actor_id=user.id, info=info, trigger="save")
+                record_check(row, check, actor_id=user_id, info=info, trigger="save")
+            # Handed back as saved: a delete from another tab right after the commit must
+            # not turn reading it (for the message, the log) into a failure of this save.
+            db.session.expunge(row)
             db.session.commit()
-            log.info(
-                "%s key %s for user %s (%s)",
-                provider_id,
-                action,
-                user.id,
-                row.status,
-                extra={
-                    "event": action,
-                    "user_id": user.id,
-                    "provider": provider_id,
-                    "hint": row.key_hint,
-                },
-            )
-            return row, created
-        except IntegrityError:
-            # Another request created the row first; the second pass replaces it.
+        except (IntegrityError, StaleDataError):
+            # Another request created the row first (the second pass replaces it) or deleted
+            # it (the second pass creates it again: this save is the newer).
             db.session.rollback()
+            if not account_exists(user_id):
+                raise AccountGone("Your account no longer exists; nothing was saved.") from None
             if attempt:
+                record_failure(action, actor_id=user_id, provider=provider_id, info=info)
                 raise
+            continue
         except Exception:
             record_failure(action, actor_id=user_id, provider=provider_id, info=info)
             raise
+        log.info(
+            "%s key %s for user %s (%s)",
+            provider_id,
+            action,
+            user_id,
+            row.status,
+            extra={"event": action, "user_id": user_id, "provider": provider_id, "hint": hint},
+        )
+        return row, created
     raise AssertionError("unreachable")
+
+
+def account_exists(user_id: int) -> bool:
+    return db.session.get(User, user_id) is not None
 
 
 def _holds(row: Any, scope: KeyScope, api_key: str, config: dict[str, str]) -> bool:
@@ -161,8 +170,22 @@ def delete_key(user: User, provider_id: str, *, info: RequestInfo | None = None)
     row = get_user_key_row(user, provider_id)
     details = audit_details(row)
     user_id = user.id
-    with audited("key.delete", actor_id=user_id, provider=provider_id, info=info):
-        db.session.delete(row)
+    with audited(
+        "key.delete", refusals=(KeyNotFound,), actor_id=user_id, provider=provider_id, info=info
+    ):
+        # Only the key that was read and shown: one replaced meanwhile (in another tab) is
+        # newer than this request, and one deleted meanwhile is already gone.
+        deleted = db.session.execute(
+            db.delete(UserAPIKey).where(
+                UserAPIKey.id == row.id, UserAPIKey.key_hash == row.key_hash
+            ),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        db.session.expunge(row)
+        if not deleted:
+            raise KeyNotFound(
+                f"Your {provider_id} key was deleted or replaced meanwhile; nothing was deleted."
+            )
         record("key.delete", actor_id=user_id, provider=provider_id, info=info, details=details)
     log.info(
         "%s key deleted for user %s",
@@ -173,17 +196,21 @@ def delete_key(user: User, provider_id: str, *, info: RequestInfo | None = None)
 
 
 def clear_keys(user: User, *, info: RequestInfo | None = None) -> int:
-    rows = db.session.scalars(db.select(UserAPIKey).filter_by(user_id=user.id)).all()
-    with audited("key.clear_all", actor_id=user.id, info=info):
-        for row in rows:
-            db.session.delete(row)
+    user_id = user.id
+    with audited("key.clear_all", actor_id=user_id, info=info):
+        # One statement: the keys it names are the keys it deleted, whatever other tabs did.
+        providers = db.session.scalars(
+            db.delete(UserAPIKey)
+            .where(UserAPIKey.user_id == user_id)
+            .returning(UserAPIKey.provider)
+        ).all()
         record(
             "key.clear_all",
-            actor_id=user.id,
+            actor_id=user_id,
             info=info,
-            details={"count": len(rows), "providers": sorted(r.provider for r in rows)},
+            details={"count": len(providers), "providers": sorted(providers)},
         )
-    return len(rows)
+    return len(providers)
 
 
 def decrypt_global(row: GlobalAPIKey) -> str:

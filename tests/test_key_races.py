@@ -1,0 +1,130 @@
+"""Two tabs of one user changing the same key at once: a clear answer, never a 500, and the
+newer change kept.
+
+The other tab's change is made on a connection of its own at the exact moment named (just
+before a statement of this request runs, or just after it commits), on both engines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+
+from sqlalchemy import event, text
+
+from tests.fakekeys import fake_key
+from tests.helpers import rows_of, store
+from webapp.audit.models import AuditEvent
+from webapp.extensions import db
+
+EMAIL = "alice@example.com"
+
+
+def other_tab(app, sql: str) -> Callable[[], None]:
+    """A change another request commits on a connection of its own."""
+
+    def change() -> None:
+        with app.app_context(), db.engine.begin() as connection:
+            connection.execute(text(sql))
+
+    return change
+
+
+@contextmanager
+def just_before(app, statement: str, change: Callable[[], None]) -> Iterator[None]:
+    """Run ``change`` once, just before this request first runs a statement that starts with
+    ``statement``."""
+    done: list[bool] = []
+
+    def hook(conn, cursor, sql, *args) -> None:
+        if not done and sql.lstrip().upper().startswith(statement):
+            done.append(True)
+            change()
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", hook)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", hook)
+    assert done, f"no {statement} ran"
+
+
+@contextmanager
+def just_after_commit(change: Callable[[], None]) -> Iterator[None]:
+    done: list[bool] = []
+
+    def hook(session) -> None:
+        if not done:
+            done.append(True)
+            change()
+
+    event.listen(db.session.registry().__class__, "after_commit", hook)
+    try:
+        yield
+    finally:
+        event.remove(db.session.registry().__class__, "after_commit", hook)
+    assert done, "nothing was committed"
+
+
+def audit_trail(app) -> list[tuple[str, str]]:
+    with app.app_context():
+        rows = db.session.execute(
+            db.select(AuditEvent.action, AuditEvent.outcome)
+            .where(AuditEvent.action.like("key.%"))
+            .order_by(AuditEvent.id)
+        ).all()
+    return [tuple(row) for row in rows]
+
+
+def test_a_key_replaced_while_another_tab_deletes_it_is_stored(app, user_client):
+    alice = user_client(EMAIL)
+    store(app, EMAIL, "groq")
+    new = fake_key("groq")
+    delete = other_tab(app, "DELETE FROM user_api_keys")
+    with just_before(app, "UPDATE USER_API_KEYS", delete):
+        response = alice.post(
+            "/api/api-keys/set", json={"provider": "groq", "api_key": new, "validate": False}
+        )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    [row] = rows_of(app, EMAIL)
+    assert row.key_hint.endswith(new[-4:])
+    assert audit_trail(app)[-1] == ("key.set", "ok")
+
+
+def test_a_save_is_a_save_even_if_the_key_is_deleted_right_after(app, user_client, emulator):
+    # The page's message is about what was saved; reading it back must not fail the save.
+    alice = user_client(EMAIL)
+    delete = other_tab(app, "DELETE FROM user_api_keys")
+    with app.app_context(), just_after_commit(delete):
+        response = alice.post("/keys/groq", data={"api_key": emulator.valid_key("groq")})
+    assert response.status_code == 302
+    assert ("key.set", "failed") not in audit_trail(app)
+
+
+def test_a_reminder_for_a_key_deleted_meanwhile_is_a_clear_not_found(app, user_client):
+    alice = user_client(EMAIL)
+    store(app, EMAIL, "groq")
+    delete = other_tab(app, "DELETE FROM user_api_keys")
+    with just_before(app, "UPDATE USER_API_KEYS", delete):
+        when = (date.today() + timedelta(days=30)).isoformat()
+        response = alice.post("/api/api-keys/expiry/groq", json={"expires_at": when})
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "key_not_found"
+    assert ("key.expiry", "ok") not in audit_trail(app)
+
+
+def test_a_delete_does_not_take_the_key_another_tab_just_saved(app, user_client):
+    # The delete was asked for the key the page showed; the replacement is newer than that.
+    alice = user_client(EMAIL)
+    store(app, EMAIL, "groq")
+    replace = other_tab(app, "UPDATE user_api_keys SET key_hash = 'replaced-meanwhile'")
+    with just_before(app, "DELETE FROM USER_API_KEYS", replace):
+        response = alice.delete("/api/api-keys/groq", json={})
+    assert response.status_code == 404
+    assert "replaced meanwhile" in response.get_json()["error"]["message"]
+    [row] = rows_of(app, EMAIL)
+    assert row.key_hash == "replaced-meanwhile"
+    assert ("key.delete", "ok") not in audit_trail(app)
