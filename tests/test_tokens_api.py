@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
-from tests.conftest import AuthActions
+from tests.conftest import PASSWORD, AuthActions
 from tests.fakekeys import fake_key
 from tests.helpers import store
 from tests.token_helpers import (
@@ -401,3 +402,85 @@ def test_a_grace_period_in_the_query_is_refused_not_ignored(alice):
     assert response.get_json()["error"]["code"] == "invalid_query"
     [listed] = alice.get("/api/tokens").get_json()["tokens"]
     assert listed["replaced_by_id"] is None and listed["state"] == "active"
+
+
+class _PausedInsert:
+    """Holds the first request that inserts an access token just before its INSERT, until
+    ``release``; meanwhile another request runs in a thread of its own."""
+
+    def __init__(self, app) -> None:
+        with app.app_context():
+            self.engine = db.engine
+        self.reached = threading.Event()
+        self.go = threading.Event()
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self._hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.go.set()
+        event.remove(self.engine, "before_cursor_execute", self._hook)
+
+    def _hook(self, conn, cursor, sql, *args) -> None:
+        if (
+            sql.lstrip().upper().startswith("INSERT INTO ACCESS_TOKENS")
+            and not self.reached.is_set()
+        ):
+            self.reached.set()
+            self.go.wait(10)
+
+
+def _in_thread(results: dict, name: str, call) -> threading.Thread:
+    thread = threading.Thread(target=lambda: results.__setitem__(name, call()))
+    thread.start()
+    return thread
+
+
+def test_two_tokens_created_at_once_keep_to_the_limit(make_app):
+    app = make_app(TOKEN_MAX_PER_USER=1)
+    first, second = app.test_client(), app.test_client()
+    AuthActions(first).register(ALICE)
+    AuthActions(second).login(ALICE)
+    results: dict = {}
+    with _PausedInsert(app) as paused:
+        one = _in_thread(results, "first", lambda: create(first).status_code)
+        assert paused.reached.wait(10)
+        two = _in_thread(results, "second", lambda: create(second).status_code)
+        two.join(0.5)  # the second waits for the first (or, unguarded, finishes first)
+        paused.go.set()
+        one.join(10)
+        two.join(10)
+    assert sorted(results.values()) == [201, 409]
+
+
+def test_a_token_created_during_a_password_change_is_revoked_with_the_rest(make_app):
+    app = make_app()
+    owner, intruder = app.test_client(), app.test_client()
+    AuthActions(owner).register(ALICE)
+    AuthActions(intruder).login(ALICE)
+    new_password = "another correct horse battery"
+    change = {
+        "current": PASSWORD,
+        "password": new_password,
+        "confirm": new_password,
+        "revoke_tokens": "y",
+    }
+    results: dict = {}
+    with _PausedInsert(app) as paused:
+        minting = _in_thread(results, "create", lambda: create(intruder))
+        assert paused.reached.wait(10)
+        changing = _in_thread(
+            results, "change", lambda: owner.post("/auth/password", data=change).status_code
+        )
+        changing.join(0.5)
+        paused.go.set()
+        minting.join(10)
+        changing.join(10)
+    assert results["change"] == 302
+    minted = results["create"]
+    if minted.status_code == 201:  # created first: then revoked by the change
+        token = minted.get_json()["token"]
+        assert call(app.test_client(), "GET", "/api/api-keys/status", token).status_code == 401
+    else:
+        assert minted.status_code == 401

@@ -84,3 +84,23 @@ class LoginSession(db.Model):
 
     def __repr__(self) -> str:
         return f"<LoginSession {self.id} user={self.user_id}>"
+
+
+def lock_account(user_id: int) -> None:
+    """Hold the account's row until the transaction ends, so that what one request decides
+    from the account's tokens or sessions (a token limit, a revocation) is not changed under
+    it by another. A write that changes nothing: a row lock on PostgreSQL, the database's
+    write lock on SQLite, where row locks do not exist."""
+    db.session.execute(
+        db.update(User).where(User.id == user_id).values(email=User.email),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def session_is_live(user_id: int, login_token: str) -> bool:
+    """Whether the login session named by ``login_token`` still exists (not signed out)."""
+    query = db.select(LoginSession.id).where(
+        LoginSession.user_id == user_id,
+        LoginSession.token_hash == LoginSession.hash_token(login_token),
+    )
+    return db.session.scalar(query) is not None

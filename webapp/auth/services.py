@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp import monitoring
 from webapp.audit.service import RequestInfo, audited, record
-from webapp.auth.models import LoginSession, User, check_unknown_password
+from webapp.auth.models import LoginSession, User, check_unknown_password, lock_account
 from webapp.db_types import utcnow, whole_number
 from webapp.extensions import db
 from webapp.tokens import service as tokens
@@ -171,6 +171,7 @@ def change_password(
         )
         return None
     with audited("auth.password_change", actor_id=user.id, info=info):
+        lock_account(user.id)  # a token being created meanwhile is revoked too, not missed
         user.set_password(new)
         _end_sessions(user, only_current=False)  # the caller opens a new one for this browser
         revoked = []

@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import or_, update
 
 from webapp.audit.service import RequestInfo, audited, record
-from webapp.auth.models import User
+from webapp.auth.models import User, lock_account, session_is_live
 from webapp.db_types import utcnow
 from webapp.extensions import db
 from webapp.keys.errors import KeyServiceError
@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 class TokenInputError(KeyServiceError):
     code = "invalid_input"
     status = 422
+
+
+class SignedOut(KeyServiceError):
+    code = "unauthenticated"
+    status = 401
 
 
 class TokenNotFound(KeyServiceError):
@@ -152,7 +157,18 @@ def _when(value: Any) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
 
 
+def _hold_account(user: User) -> None:
+    """Lock the account (see ``lock_account``) and make sure the browser asking is still
+    signed in: a password change that ended its session, and revoked every token, may have
+    committed while this request was on its way."""
+    lock_account(user.id)
+    if user.login_token is not None and not session_is_live(user.id, user.login_token):
+        db.session.rollback()
+        raise SignedOut("You were signed out; sign in again to manage access tokens.")
+
+
 def create_token(user: User, spec: TokenSpec, *, info: RequestInfo | None = None) -> IssuedToken:
+    _hold_account(user)
     _check_limit(user)
     with audited("token.create", actor_id=user.id, info=info):
         issued = _issue(user, spec)
@@ -219,6 +235,7 @@ def rotate_token(
     user: User, token_id: int, *, grace_hours: int, info: RequestInfo | None = None
 ) -> IssuedToken:
     """Issue a successor with the same settings; the old token works for ``grace_hours`` more."""
+    _hold_account(user)
     old = _locked(user, token_id)
     refusal = rotation_refusal(old)
     if refusal is not None:
