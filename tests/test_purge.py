@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
+from sqlalchemy import event, text
 
 from tests.conftest import ADMIN_EMAIL
 from tests.helpers import store
@@ -10,6 +15,7 @@ from tests.token_helpers import ALICE, BOB, audit_rows, call, issue
 from webapp.audit.integrity import verify_chain
 from webapp.audit.models import AuditEvent
 from webapp.auth.models import User
+from webapp.auth.purge import purge_user
 from webapp.auth.services import find_user
 from webapp.extensions import db
 from webapp.keys.models import UserAPIKey
@@ -87,3 +93,77 @@ def test_the_last_admin_stays_even_if_another_seemed_to_exist(app, runner, monke
     assert last.exit_code == 1 and "only admin account" in last.output
     assert count(app, User, email=ADMIN_EMAIL) == 1
     assert audit_rows(app, "user.purge") == []
+
+
+@contextmanager
+def held_before(app, statement: str) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """Hold the first statement that starts with ``statement`` until ``go`` is set;
+    ``reached`` says it got there."""
+    reached, go = threading.Event(), threading.Event()
+
+    def hook(conn, cursor, sql, *args) -> None:
+        if sql.lstrip().upper().startswith(statement) and not reached.is_set():
+            reached.set()
+            go.wait(10)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", hook)
+    try:
+        yield reached, go
+    finally:
+        go.set()
+        event.remove(engine, "before_cursor_execute", hook)
+
+
+def test_a_key_saved_as_the_account_is_purged_is_counted_with_it(app, alice, emulator):
+    # The save has written its row and not yet committed when the purge begins: the purge
+    # waits for it, and its report and audit row name the key it took with the account.
+    results: dict = {}
+    body = {"provider": "groq", "api_key": emulator.valid_key("groq"), "validate": False}
+
+    def save() -> None:
+        results["save"] = alice.post("/api/api-keys/set", json=body)
+
+    def purge() -> None:
+        with app.app_context():
+            results["purge"] = purge_user(ALICE)
+
+    with held_before(app, "INSERT INTO AUDIT_EVENTS") as (reached, go):
+        saving = threading.Thread(target=save)
+        saving.start()
+        assert reached.wait(10)
+        purging = threading.Thread(target=purge)
+        purging.start()
+        purging.join(0.5)  # the purge waits for the save (or, unguarded, counts without it)
+        go.set()
+        saving.join(10)
+        purging.join(10)
+    assert results["save"].status_code == 201
+    assert (results["purge"].keys, results["purge"].providers) == (1, ["groq"])
+
+
+def test_a_key_saved_after_the_account_is_gone_is_a_clear_refusal(app, alice, emulator):
+    with app.app_context():
+        user_id = find_user(ALICE).id
+        engine = db.engine
+
+    done: list[bool] = []
+
+    def purged_meanwhile(conn, cursor, sql, *args) -> None:
+        if sql.lstrip().upper().startswith("INSERT INTO USER_API_KEYS") and not done:
+            done.append(True)
+            with engine.begin() as other:
+                other.execute(text("DELETE FROM users WHERE id = :id"), {"id": user_id})
+
+    event.listen(engine, "before_cursor_execute", purged_meanwhile)
+    body = {"provider": "groq", "api_key": emulator.valid_key("groq"), "validate": False}
+    try:
+        response = alice.post("/api/api-keys/set", json=body)
+    finally:
+        event.remove(engine, "before_cursor_execute", purged_meanwhile)
+    assert done
+    assert response.status_code == 401
+    message = response.get_json()["error"]["message"]
+    assert message == "Your account no longer exists; nothing was saved."
+    assert count(app, UserAPIKey) == 0

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from webapp.audit.service import RequestInfo, audited, record
-from webapp.auth.models import User
+from webapp.auth.models import User, lock_account
 from webapp.auth.services import find_user
 from webapp.extensions import db
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
@@ -66,11 +66,19 @@ def purge_user(email: str, *, info: RequestInfo | None = None) -> PurgeReport:
         if not _other_admins(user):
             raise PurgeRefused(_ONLY_ADMIN)
     user_id = user.id
-    providers = sorted(
-        db.session.scalars(db.select(UserAPIKey.provider).filter_by(user_id=user_id))
-    )
+    if not was_admin:
+        # A key being saved for the account right now holds a share of its row until it
+        # commits (PostgreSQL): wait for it, so that what is counted is what goes.
+        db.session.execute(db.select(User.id).filter_by(id=user_id).with_for_update()).all()
     with audited("user.purge", refusals=(PurgeRefused,), subject_id=user_id, info=info):
-        keys = db.session.execute(db.delete(UserAPIKey).filter_by(user_id=user_id)).rowcount
+        lock_account(user_id)  # SQLite: its write lock, taken before anything is counted
+        # The keys named are the keys deleted, by the same statement.
+        providers = sorted(
+            db.session.scalars(
+                db.delete(UserAPIKey).filter_by(user_id=user_id).returning(UserAPIKey.provider)
+            )
+        )
+        keys = len(providers)
         tokens = db.session.execute(db.delete(AccessToken).filter_by(user_id=user_id)).rowcount
         db.session.execute(
             db.update(GlobalAPIKey).filter_by(updated_by_id=user_id).values(updated_by_id=None)
