@@ -26,6 +26,7 @@ from webapp.keys.service import store_key
 from webapp.tokens import format as token_format
 from webapp.tokens import service as token_service
 from webapp.tokens.policy import SCOPES
+from webapp.tokens.scopes import PUBLIC, SESSION_ONLY, required_scope
 
 BASE_URL = "https://llm.example.com/v1"
 
@@ -82,6 +83,30 @@ def test_documented_path_parameters_match_the_routes(client):
 
 def _filled(path: str, token_id: int) -> str:
     return path.replace("{provider}", "groq").replace("{token_id}", str(token_id))
+
+
+def test_each_operation_names_the_one_scope_a_token_needs(app, client):
+    # What the document promises a script is what the server enforces, operation by
+    # operation (a frontend's session aside).
+    spec = document(client)
+    with app.app_context():
+        rules = {
+            (re.sub(r"<(?:[^<>]+:)?([^<>:]+)>", r"{\1}", rule.rule), method.lower()): rule
+            for rule in app.url_map.iter_rules()
+            for method in rule.methods - {"HEAD", "OPTIONS"}
+        }
+    checked = 0
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            bearer = [s["bearer"] for s in operation.get("security", []) if "bearer" in s]
+            scope = required_scope(rules[(path, method)].endpoint)
+            if scope not in (PUBLIC, SESSION_ONLY):
+                assert bearer == [[scope]], f"{method.upper()} {path}: {bearer}"
+                checked += 1
+            else:
+                assert bearer == [], f"{method.upper()} {path}: {bearer}"
+    assert checked >= 5
+    assert spec["security"] == [{"session": []}]
 
 
 def test_every_answer_to_an_access_token_is_documented(app, client):

@@ -223,9 +223,12 @@ def _bearer_access(paths: dict[str, Any]) -> None:
             op["responses"] = dict(sorted(responses.items()))
             if scope in (PUBLIC, SESSION_ONLY):
                 continue
-            security = op.setdefault("security", list(SESSION))
+            # A list of this operation's own: the document's parts share theirs (SESSION),
+            # and appending to one would give every operation every other one's scope.
+            security = [*op.get("security", SESSION)]
             if {"bearer": [scope]} not in security:
                 security.append({"bearer": [scope]})
+            op["security"] = security
 
 
 def with_tokens(document: dict[str, Any]) -> dict[str, Any]:
