@@ -17,6 +17,7 @@ and gave p99 spikes of half a second.
 
 import multiprocessing
 import os
+import socket
 import sys
 
 bind = os.environ.get(
@@ -55,6 +56,25 @@ _limits_per_process = _switch("RATELIMIT_ENABLED", True) and _storage.startswith
 workers = _whole("WEB_CONCURRENCY", 1 if _limits_per_process else multiprocessing.cpu_count())
 
 
+def _check_listening(server) -> None:
+    """With a socket per worker (reuse_port) the master binds nothing itself, and a worker
+    that cannot bind is replaced by one that cannot either, forever: try each address here
+    first, so that a port taken by another program or an address this machine does not have
+    stops gunicorn with a message and a failed exit."""
+    for address in server.cfg.address:
+        if not isinstance(address, tuple):
+            continue  # a Unix socket: the master binds it itself and fails loudly
+        host, port = address[0], address[1]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                sys.exit(f"Keyhold: cannot listen on {host}:{port}: {exc.strerror}.")
+
+
 def on_starting(server) -> None:
     """Checked on the final settings, so ``-w`` on the command line cannot slip past."""
     count = server.cfg.workers
@@ -65,6 +85,8 @@ def on_starting(server) -> None:
             "Redis URL (redis://host:6379/0) so that all workers share one count, or run one "
             "worker (WEB_CONCURRENCY=1)."
         )
+    if server.cfg.reuse_port:
+        _check_listening(server)
 
 
 worker_class = "gthread"
@@ -90,6 +112,10 @@ reuse_port = _switch("GUNICORN_REUSE_PORT", True)
 # worker's memory stays flat under load (docs/benchmarks.md), so this is only a backstop.
 max_requests = _whole("GUNICORN_MAX_REQUESTS", 100000)
 max_requests_jitter = max_requests // 10
+# gunicorn's control socket (for gunicornc) sits at one path per system user by default, so a
+# second server run by the same user took it over, and stopping either removed it for both.
+# Keyhold is managed by signals (SIGTERM, SIGHUP), not through it.
+control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 # The access log line never carries request bodies; the query string is kept, and keys are
 # never sent in URLs. The last field is the worker's process id.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import runpy
+import socket
 import subprocess
 import sys
 import uuid
@@ -103,3 +104,29 @@ def test_two_workers_spend_one_budget(served):
     lines = (served.folder / "access.log").read_text().splitlines()
     workers = {line.rsplit(" ", 1)[-1] for line in lines if '"GET /api/csrf-token ' in line}
     assert len(workers) == 2, lines
+
+
+def test_a_port_another_program_holds_stops_gunicorn_with_a_message(tmp_path):
+    # Each worker binds its own socket: without a check first, workers that cannot bind were
+    # replaced forever and gunicorn never exited.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = subprocess.run(
+            [str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env=server_env(tmp_path, None, port),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert started.returncode == 1
+    assert f"Keyhold: cannot listen on 127.0.0.1:{port}: Address already in use." in (
+        started.stderr
+    )
+    assert "Booting worker" not in started.stderr
+
+
+def test_servers_do_not_share_a_control_socket():
+    assert _conf()["control_socket_disable"] is True
