@@ -8,9 +8,11 @@ must not be built after one with them on in the same test.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -25,6 +27,7 @@ from tests.token_helpers import ALICE, call, issue
 from webapp.audit.models import AuditEvent
 from webapp.auth.services import find_user
 from webapp.extensions import db
+from webapp.logs import app_handler
 
 ROOT = Path(__file__).resolve().parent.parent
 #: CI runs the suite with Redis as the store; locally memory:// unless told otherwise
@@ -354,3 +357,19 @@ def test_instances_told_apart_by_a_key_prefix_keep_their_own_token_budgets(limit
     status = "/api/api-keys/status"
     assert [call(on_first, "GET", status, token).status_code for _ in range(3)] == [200, 200, 429]
     assert [call(on_second, "GET", status, token).status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_a_rate_limit_store_that_goes_away_is_logged(make_app):
+    # Every worker then counts on its own: an operator must hear of it.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{port}/0")
+    stream = io.StringIO()
+    previous = app_handler().setStream(stream)
+    try:
+        response = app.test_client().post("/auth/login", data={"email": "x@example.com"})
+    finally:
+        app_handler().setStream(previous)
+    assert response.status_code == 400  # served all the same, counted in the worker
+    assert "flask-limiter: Rate limit storage unreachable" in stream.getvalue()

@@ -39,9 +39,33 @@ def app_handler() -> logging.StreamHandler:
     return handler
 
 
+class _StoreNews(logging.Filter):
+    """Flask-Limiter's warnings and errors (its store unreachable, counting falling back to
+    each worker), and the line that says its store is back; not its line per refusal, which
+    Keyhold logs itself (webapp.ratelimit)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.getMessage().startswith(
+            "Rate limit storage"
+        )
+
+
+def _limiter_logs(handler: logging.Handler) -> None:
+    # Flask-Limiter logs to "flask-limiter", where only a NullHandler listens: without this,
+    # Redis going away was silent, although every worker then counts on its own.
+    limiter_logger = logging.getLogger("flask-limiter")
+    if handler not in limiter_logger.handlers:
+        limiter_logger.addHandler(handler)
+    if not any(isinstance(f, _StoreNews) for f in limiter_logger.filters):
+        limiter_logger.addFilter(_StoreNews())
+    limiter_logger.setLevel(logging.INFO)
+    limiter_logger.propagate = False
+
+
 def configure(app: Flask) -> None:
     """One handler on the ``webapp`` logger, in the format the newest app asks for."""
     handler = app_handler()
+    _limiter_logs(handler)
     webapp_logger = logging.getLogger("webapp")
     if app.config["LOG_FORMAT"] == "json":
         handler.setFormatter(JSONFormatter())
