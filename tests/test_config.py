@@ -16,6 +16,7 @@ from gunicorn.errors import AppImportError
 
 from webapp import create_app
 from webapp.config import ConfigError, normalise_database_url
+from webapp.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_NAMES = ("SECRET_KEY", "API_KEY_ENCRYPTION_SECRET")
@@ -219,6 +220,32 @@ def test_a_number_setting_out_of_range_stops_start_up(clean_env, monkeypatch, na
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=f"Out of range: {name}="):
         create_app()
+
+
+@pytest.mark.parametrize("value", ["jsonl", "yaml"])
+def test_a_log_format_keyhold_does_not_write_stops_start_up(clean_env, monkeypatch, value):
+    monkeypatch.setenv("LOG_FORMAT", value)
+    with pytest.raises(ConfigError, match=f"LOG_FORMAT must be text or json, got '{value}'"):
+        create_app()
+
+
+def test_the_log_format_is_read_as_a_word(clean_env, monkeypatch):
+    monkeypatch.setenv("LOG_FORMAT", " JSON ")
+    assert create_app().config["LOG_FORMAT"] == "json"
+
+
+def test_a_new_sqlite_database_is_its_owners_alone(clean_env, tmp_path, monkeypatch):
+    # Password hashes, sealed keys and the audit trail: not for other accounts on the machine.
+    app = create_app()
+    with app.app_context():
+        db.create_all()
+    for path in clean_env.glob("keyhold.sqlite3*"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    elsewhere = tmp_path / "data" / "keys.db"
+    elsewhere.parent.mkdir()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{elsewhere}")
+    create_app()
+    assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o600
 
 
 def test_number_settings_in_range_are_taken(clean_env, monkeypatch):

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 import click
 from flask import Flask
 from limits import parse_many
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from webapp.providers.catalog import Provider, all_providers
 
@@ -275,6 +277,10 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         raise ConfigError(f"KEYHOLD_ENV is {env!r}; set it to one of: {', '.join(ENVIRONMENTS)}.")
     _check_limits(app.config)
     _check_numbers(app.config)
+    log_format = str(app.config["LOG_FORMAT"]).strip().lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {app.config['LOG_FORMAT']!r}.")
+    app.config["LOG_FORMAT"] = log_format
     uri = app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
         app.config["SQLALCHEMY_DATABASE_URI"]
     )
@@ -293,6 +299,25 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
     except OSError:
         pass  # a read-only deployment keeps nothing there; whatever needs it will say so
+    _private_sqlite_file(app.instance_path, uri)
+
+
+def _private_sqlite_file(instance_path: str, uri: str) -> None:
+    """Create a new SQLite database file readable by its owner alone (its write-ahead log
+    and index files take the same mode): it holds password hashes, sealed keys and the
+    audit trail. An existing file keeps the mode it has."""
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        return  # SQLAlchemy says what is wrong with it when it connects
+    name = url.database or ""
+    if not url.drivername.startswith("sqlite") or name in ("", ":memory:") or "mode=memory" in name:
+        return
+    path = Path(name) if Path(name).is_absolute() else Path(instance_path) / name
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        pass  # there already, or not writable here: SQLite itself will say what is wrong
 
 
 def load_secrets(app: Flask) -> None:
