@@ -161,6 +161,9 @@ def test_token_states(values, state):
         {"TOKEN_MAX_EXPIRY_DAYS": 0},
         {"TOKEN_ROTATION_GRACE_HOURS": 200},
         {"TOKEN_MAX_PER_USER": 0},
+        # Past any date a database holds: every token request would fail.
+        {"TOKEN_MAX_EXPIRY_DAYS": 100_000_000, "TOKEN_DEFAULT_EXPIRY_DAYS": 100_000_000},
+        {"TOKEN_MAX_GRACE_HOURS": 10**12},
     ],
 )
 def test_impossible_settings_stop_the_app_with_a_message(tmp_path, overrides):

@@ -159,11 +159,22 @@ def ip_allowed(allowed: Iterable[str], client_ip: str | None) -> bool:
     )
 
 
+#: a century of days, and a year of hours for a grace period
+MAX_DAYS = 36_600
+MAX_GRACE_HOURS = 24 * 366
+
+
 def check_config(config: Mapping[str, Any]) -> list[str]:
     """What is wrong with the token settings, for a clear error at start-up."""
     problems = []
-    if config["TOKEN_MAX_EXPIRY_DAYS"] < 1:
-        problems.append("TOKEN_MAX_EXPIRY_DAYS must be at least 1.")
+    # Upper bounds: past them a token's expiry (or a grace period's end) is past any date a
+    # database holds, and every token request would fail.
+    if not 1 <= config["TOKEN_MAX_EXPIRY_DAYS"] <= MAX_DAYS:
+        problems.append(f"TOKEN_MAX_EXPIRY_DAYS must be between 1 and {MAX_DAYS}.")
+    if config["TOKEN_MAX_GRACE_HOURS"] > MAX_GRACE_HOURS:
+        problems.append(f"TOKEN_MAX_GRACE_HOURS must be at most {MAX_GRACE_HOURS}.")
+    if config["TOKEN_MAX_PER_USER"] > 10_000:
+        problems.append("TOKEN_MAX_PER_USER must be at most 10000.")
     if not 1 <= config["TOKEN_DEFAULT_EXPIRY_DAYS"] <= config["TOKEN_MAX_EXPIRY_DAYS"]:
         problems.append("TOKEN_DEFAULT_EXPIRY_DAYS must be between 1 and TOKEN_MAX_EXPIRY_DAYS.")
     if not 0 <= config["TOKEN_ROTATION_GRACE_HOURS"] <= config["TOKEN_MAX_GRACE_HOURS"]:
