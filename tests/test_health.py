@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
+from sqlalchemy import event
+
 from tests.conftest import base_config
-from webapp import create_app
+from webapp import create_app, health
+from webapp.extensions import db
 
 
 def test_healthz_and_readyz(client):
@@ -47,3 +54,61 @@ def test_connections_are_tested_before_use_only_where_a_server_can_drop_them(tmp
     with app.app_context():
         assert db.engine.pool._pre_ping is False  # an operator's explicit choice is kept
         db.engine.dispose()
+
+
+def _silent_server():
+    """A TCP server that takes connections and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    return listener
+
+
+def test_a_database_that_never_answers_is_unready_within_the_probe_time(app, monkeypatch):
+    # It takes the query and says nothing (a hung server): /readyz answers all the same, and
+    # while that probe is out, the next ones answer "unready" at once.
+    monkeypatch.setattr(health, "PROBE_TIMEOUT", 0.3)
+    hung = threading.Event()
+
+    def hang(conn, cursor, statement, *args) -> None:
+        if statement.strip() == "SELECT 1":
+            hung.wait(10)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", hang)
+    client = app.test_client()
+    try:
+        started = time.monotonic()
+        first = client.get("/readyz")
+        second = client.get("/readyz")
+        waited = time.monotonic() - started
+        assert client.get("/healthz").status_code == 200
+        hung.set()
+        deadline = time.monotonic() + 5
+        while client.get("/readyz").status_code != 200:  # the stuck probe comes back in time
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        hung.set()
+        time.sleep(0.1)  # the probe thread leaves the hook before it is removed
+        event.remove(engine, "before_cursor_execute", hang)
+    assert (first.status_code, second.status_code) == (503, 503)
+    assert waited < 2
+
+
+def test_a_database_server_that_never_answers_is_a_503_not_a_hung_request(tmp_path):
+    listener = _silent_server()
+    host, port = listener.getsockname()
+    url = f"postgresql://postgres@{host}:{port}/keyhold"
+    app = create_app(base_config(url, DATABASE_CONNECT_TIMEOUT=1))
+    try:
+        started = time.monotonic()
+        response = app.test_client().get("/api/api-keys/status")
+        assert time.monotonic() - started < 5
+        assert response.status_code == 503
+        assert response.get_json()["error"]["code"] == "unavailable"
+    finally:
+        listener.close()
+        with app.app_context():
+            db.engine.dispose()

@@ -113,6 +113,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
             os.environ.get("DATABASE_URL") or f"sqlite:///{sqlite_path}"
         ),
         "SQLALCHEMY_ENGINE_OPTIONS": {},
+        "DATABASE_CONNECT_TIMEOUT": _env_int("DATABASE_CONNECT_TIMEOUT", 5),
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 64 * 1024),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -240,6 +241,7 @@ def _check_limits(config: Mapping[str, Any]) -> None:
 #: every request (a NaN timeout), store rejected keys (a timeout of 0 judges nothing) or
 #: refuse every form (a body limit of 0)
 NUMBER_SETTINGS: dict[str, tuple[float, float]] = {
+    "DATABASE_CONNECT_TIMEOUT": (1, 300),
     "VALIDATION_CONNECT_TIMEOUT": (0.1, 300),
     "VALIDATION_TIMEOUT": (0.1, 300),
     "VALIDATION_MAX_WORKERS": (1, 64),
@@ -289,9 +291,17 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     # it is spared the extra round trip on every request.
     # A database error's message lists the values bound to its statement (ciphertext, key
     # hashes, password hashes), and an unhandled one is logged with it: leave them out.
+    server = not uri.startswith("sqlite")
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
-        "pool_pre_ping": not uri.startswith("sqlite"),
+        "pool_pre_ping": server,
         "hide_parameters": True,
+        # A database server that takes the connection and then says nothing must not hold
+        # a request (and its thread) for as long as the operating system lets it.
+        **(
+            {"connect_args": {"connect_timeout": app.config["DATABASE_CONNECT_TIMEOUT"]}}
+            if server
+            else {}
+        ),
         **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
     }
     try:

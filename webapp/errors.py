@@ -7,6 +7,7 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from jinja2 import TemplateNotFound
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from webapp.crypto import KeyDecryptionError
@@ -94,6 +95,13 @@ def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(KeyServiceError)
     def service_error(exc: KeyServiceError):
         return error_response(exc.status, exc.code, exc.message, exc.fields)
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(exc: OperationalError):
+        # The database cannot be reached, or is too busy to answer: the request did nothing.
+        db.session.rollback()
+        log.error("database unavailable: %s", type(exc.orig).__name__ if exc.orig else exc)
+        return error_response(503)
 
     @app.errorhandler(KeyDecryptionError)
     def decryption_error(exc: KeyDecryptionError):
