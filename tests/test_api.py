@@ -81,6 +81,19 @@ def test_unauthenticated_gets_401_json_not_a_redirect(client, method, path, body
     assert "Location" not in response.headers
 
 
+@pytest.mark.parametrize(("method", "path", "body"), [e for e in SESSION_ONLY if e[0] != "GET"])
+def test_a_script_without_a_session_hears_401_not_a_csrf_error(app, method, path, body):
+    # No cookie at all, no CSRF token: nothing to forge, so the answer is what is missing.
+    response = app.test_client().open(path, method=method, json=body or {}, csrf=False)
+    assert response.status_code == 401
+    assert error_of(response)["code"] == "unauthenticated"
+
+
+def test_a_signed_in_browser_still_needs_the_csrf_token(alice):
+    response = alice.post("/api/api-keys/set", json={"provider": "groq"}, csrf=False)
+    assert response.status_code == 400 and error_of(response)["code"] == "csrf_failed"
+
+
 def test_unauthenticated_global_key_calls(client):
     body = {"provider": "groq", "api_key": fake_key("groq")}
     response = client.post("/api/api-keys/set-initial", json=body)

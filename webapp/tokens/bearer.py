@@ -93,10 +93,18 @@ def init_app(app: Flask) -> None:
     app.before_request_funcs.setdefault(None, []).insert(0, authenticate_request)
 
 
+def _cookieless_api_call() -> bool:
+    """An API call that carries no cookie at all: nothing a forged request could ride on, so
+    it needs no CSRF token, and one that needs a signed-in user is answered 401, not 400."""
+    config = current_app.config
+    names = (config["SESSION_COOKIE_NAME"], config.get("REMEMBER_COOKIE_NAME", "remember_token"))
+    return request.path.startswith("/api/") and not any(n in request.cookies for n in names)
+
+
 def authenticate_request() -> Response | None:
     credential = bearer_token(request)
     if credential is None:
-        if current_app.config["WTF_CSRF_ENABLED"]:
+        if current_app.config["WTF_CSRF_ENABLED"] and not _cookieless_api_call():
             csrf.protect(apply_exemptions=True)
         return None
     info = request_info()
