@@ -319,3 +319,10 @@ def test_a_change_of_network_keeps_the_user_signed_in(app, auth, client):
     assert client.get_cookie("remember_token") is not None
     client.delete_cookie("session")  # and after the browser restarts, still remembered
     assert client.get("/keys/").status_code == 200
+
+
+def test_a_login_link_opened_when_signed_in_goes_where_it_was_going(client, auth):
+    auth.register()
+    response = client.get("/auth/login?next=/keys/openai")
+    assert response.headers["Location"] == "/keys/openai"
+    assert client.get("/auth/login?next=https://evil.example/").headers["Location"] == "/keys/"

@@ -56,8 +56,8 @@ def register():
     deduct_when=lambda response: response.status_code != 302,
 )
 def login():
-    if current_user.is_authenticated:
-        return redirect(url_for("keys.dashboard"))
+    if current_user.is_authenticated:  # signed in already (another tab): on to where it was going
+        return redirect(safe_next(request.args.get("next"), url_for("keys.dashboard")))
     form = LoginForm()
     if form.validate_on_submit():
         user = services.authenticate(form.email.data, form.password.data, info=request_info())
