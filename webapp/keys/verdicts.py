@@ -65,7 +65,13 @@ def still_held(checked: Sequence[tuple[Any, str]]) -> list[bool]:
         return []
     model = type(checked[0][0])
     ids = [row.id for row, _ in checked]
-    query = db.select(model.id, model.key_hash).where(model.id.in_(ids)).with_for_update()
+    # In id order: two checks of overlapping keys lock them in the same order, never crosswise.
+    query = (
+        db.select(model.id, model.key_hash)
+        .where(model.id.in_(ids))
+        .order_by(model.id)
+        .with_for_update()
+    )
     current = {row_id: key_hash for row_id, key_hash in db.session.execute(query)}
     return [current.get(row.id) == key_hash for row, key_hash in checked]
 
