@@ -98,9 +98,12 @@ def register_errorhandlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def database_unavailable(exc: OperationalError):
-        # The database cannot be reached, or is too busy to answer: the request did nothing.
+        if exc.statement is not None:
+            raise exc  # a statement the database refused: a failure of ours, answered 500
+        # No connection to the database (refused, or not answered in time): the request did
+        # nothing, and trying again shortly is the right advice.
         db.session.rollback()
-        log.error("database unavailable: %s", type(exc.orig).__name__ if exc.orig else exc)
+        log.error("database unreachable: %s", type(exc.orig).__name__ if exc.orig else exc)
         return error_response(503)
 
     @app.errorhandler(KeyDecryptionError)
