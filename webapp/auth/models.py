@@ -89,8 +89,10 @@ class LoginSession(db.Model):
 def lock_account(user_id: int) -> None:
     """Hold the account's row until the transaction ends, so that what one request decides
     from the account's tokens or sessions (a token limit, a revocation) is not changed under
-    it by another. A write that changes nothing: a row lock on PostgreSQL, the database's
-    write lock on SQLite, where row locks do not exist."""
+    it by another, and a key being saved for the account (which holds a share of the row
+    until it commits) is waited for. On PostgreSQL the row's full lock; on SQLite, where
+    row locks do not exist, a write that changes nothing takes the database's write lock."""
+    db.session.execute(db.select(User.id).where(User.id == user_id).with_for_update()).all()
     db.session.execute(
         db.update(User).where(User.id == user_id).values(email=User.email),
         execution_options={"synchronize_session": False},

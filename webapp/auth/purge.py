@@ -66,12 +66,8 @@ def purge_user(email: str, *, info: RequestInfo | None = None) -> PurgeReport:
         if not _other_admins(user):
             raise PurgeRefused(_ONLY_ADMIN)
     user_id = user.id
-    if not was_admin:
-        # A key being saved for the account right now holds a share of its row until it
-        # commits (PostgreSQL): wait for it, so that what is counted is what goes.
-        db.session.execute(db.select(User.id).filter_by(id=user_id).with_for_update()).all()
     with audited("user.purge", refusals=(PurgeRefused,), subject_id=user_id, info=info):
-        lock_account(user_id)  # SQLite: its write lock, taken before anything is counted
+        lock_account(user_id)  # a key being saved for it is waited for, and then counted
         # The keys named are the keys deleted, by the same statement.
         providers = sorted(
             db.session.scalars(

@@ -41,8 +41,9 @@ class KeyRejected(KeyServiceError):
     status = 422
 
 
-class AccountGone(KeyServiceError):
-    """The account was removed while the request was on its way; nothing was stored."""
+class SignedOut(KeyServiceError):
+    """The session (or the whole account) ended while the request was on its way; nothing
+    was changed."""
 
     code = "unauthenticated"
     status = 401

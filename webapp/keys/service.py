@@ -19,7 +19,7 @@ from webapp.audit.service import RequestInfo, audited, record, record_failure
 from webapp.auth.models import User
 from webapp.crypto import KeyDecryptionError, KeyScope, SealedKey, current_keyring, mask_key
 from webapp.extensions import db
-from webapp.keys.errors import AccountGone, KeyNotFound
+from webapp.keys.errors import KeyNotFound, SignedOut
 from webapp.keys.inputs import clean_input, require_provider
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
 from webapp.keys.verdicts import apply_check, audit_details, check_new_key, record_check
@@ -105,7 +105,7 @@ def store_key(
             # it (the second pass creates it again: this save is the newer).
             db.session.rollback()
             if not account_exists(user_id):
-                raise AccountGone("Your account no longer exists; nothing was saved.") from None
+                raise SignedOut("Your account no longer exists; nothing was saved.") from None
             if attempt:
                 record_failure(action, actor_id=user_id, provider=provider_id, info=info)
                 raise

@@ -19,7 +19,7 @@ from webapp.audit.service import RequestInfo, audited, record
 from webapp.auth.models import User, lock_account, session_is_live
 from webapp.db_types import utcnow
 from webapp.extensions import db
-from webapp.keys.errors import KeyServiceError
+from webapp.keys.errors import KeyServiceError, SignedOut
 from webapp.tokens import format as token_format
 from webapp.tokens import policy
 from webapp.tokens.models import ACTIVE, EXPIRED, REPLACED, REVOKED, ROTATING, AccessToken
@@ -30,11 +30,6 @@ log = logging.getLogger(__name__)
 class TokenInputError(KeyServiceError):
     code = "invalid_input"
     status = 422
-
-
-class SignedOut(KeyServiceError):
-    code = "unauthenticated"
-    status = 401
 
 
 class TokenNotFound(KeyServiceError):
@@ -108,9 +103,13 @@ def _live(user_id: int) -> Any:
     )
 
 
+def _count(query: Any) -> int:
+    return db.session.scalar(db.select(db.func.count()).select_from(query.subquery()))
+
+
 def count_working(user: User) -> int:
     """How many of the user's tokens still work (grace periods included)."""
-    return db.session.scalar(db.select(db.func.count()).select_from(_live(user.id).subquery()))
+    return _count(_live(user.id))
 
 
 def _check_limit(user: User, replacing: int | None = None) -> None:
@@ -121,10 +120,9 @@ def _check_limit(user: User, replacing: int | None = None) -> None:
         # A rotation swaps one token for another; tokens already rotated, working out their
         # grace period, are on their way out too, so rotating every token after a leak is
         # not held up by the first ones' grace periods.
-        query = _live(user.id).where(
-            AccessToken.id != replacing, AccessToken.replaced_by_id.is_(None)
+        live = _count(
+            _live(user.id).where(AccessToken.id != replacing, AccessToken.replaced_by_id.is_(None))
         )
-        live = db.session.scalar(db.select(db.func.count()).select_from(query.subquery()))
     if live >= limit:
         db.session.rollback()
         raise TooManyTokens(f"You already have {live} working tokens; revoke one first.")
