@@ -215,6 +215,24 @@ def test_scrub_leaves_ordinary_messages_alone():
     assert len(scrub("x" * 5000, KEY)) <= 300
 
 
+DEEPSEEK_KEY = "sk-" + "0123456789abcdef" * 2
+
+
+def test_a_key_echoed_as_a_name_in_kept_details_is_not_stored():
+    """DeepSeek's balance entries are kept in the row's details: an echoed key used as an
+    entry's name (a gateway in between, say) must not come along, whole or cut at 64."""
+    long_key = DEEPSEEK_KEY + "x" * 60
+    for key in (DEEPSEEK_KEY, long_key):
+        entry = {"currency": "USD", "total_balance": "1.00", key: "echoed", "granted": "0"}
+        body = {"is_available": True, "balance_infos": [entry]}
+        answer = Answer(200, {}, json.dumps(body).encode(), 3)
+        result = classify(get_provider("deepseek"), answer, key=key, expect="is_available")
+        stored = json.dumps(dict(result.details))
+        assert result.status == "valid"
+        assert key[:24] not in stored
+        assert '"total_balance": "1.00"' in stored and '"granted": "0"' in stored
+
+
 def test_classify_ignores_a_body_that_is_not_json():
     answer = Answer(401, {}, b"", 5)
     result = classify(get_provider("mistral"), answer, key=KEY, expect="data")

@@ -171,7 +171,14 @@ def _scrub_value(value: Any, key: str) -> Any:
     if isinstance(value, list):
         return [_scrub_value(v, key) for v in value[:20]]
     if isinstance(value, dict):
-        return {str(k)[:64]: _scrub_value(v, key) for k, v in list(value.items())[:20]}
+        kept = {}
+        for name, item in list(value.items())[:20]:
+            # A name is scrubbed like a value (whole, then cut), and an entry whose name held
+            # the key is left out: "[redacted]" as a name says nothing worth keeping.
+            clean = scrub(str(name), key)
+            if REDACTED not in clean or REDACTED in str(name):
+                kept[clean[:64]] = _scrub_value(item, key)
+        return kept
     return None
 
 
