@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -265,3 +266,56 @@ def test_every_error_of_a_field_is_announced(client):
     assert sorted({i for i in ids if ids.count(i) > 1}) == []
     described = _described_by(html, "email")
     assert len(described) >= 2 and all(d in ids for d in described)
+
+
+def _upload() -> tuple[io.BytesIO, str]:
+    return (io.BytesIO(b"not a form field"), "field.txt")
+
+
+#: (page, form fields, signed in) with one field sent as something no browser form sends
+_ODD_FIELDS = [
+    ("/auth/login", {"email": _upload, "password": PASSWORD}, False),
+    ("/auth/register", {"email": "b@example.com", "password": _upload, "confirm": "x"}, False),
+    ("/auth/password", {"current": _upload, "password": PASSWORD, "confirm": PASSWORD}, True),
+    ("/keys/openai", {"api_key": fake_key("openai"), "expires_at": _upload}, True),
+    ("/keys/openai/expiry", {"expires_at": _upload}, True),
+]
+
+
+@pytest.mark.parametrize(("path", "fields", "signed_in"), _ODD_FIELDS)
+@pytest.mark.parametrize("sent_as", ["file", "json"])
+def test_a_field_sent_as_a_file_or_json_is_a_form_error(
+    client, auth, app, path, fields, signed_in, sent_as
+):
+    """A page's form reads form fields only: a file upload or a JSON body (with the CSRF
+    header) leaves its fields empty, answered with the form's messages, not a 500."""
+    auth.register()
+    stored = store(app, "alice@example.com", "openai")
+    before = rows_of(app, "alice@example.com")[0].encrypted_key
+    if not signed_in:
+        auth.logout()
+    if sent_as == "file":
+        data = {name: value() if callable(value) else value for name, value in fields.items()}
+        response = client.post(path, data=data, content_type="multipart/form-data")
+    else:
+        body = {name: 5 if callable(value) else value for name, value in fields.items()}
+        response = client.post(path, json=body)
+    assert response.status_code == 400
+    assert 'class="field-error"' in text(response)
+    assert rows_of(app, "alice@example.com")[0].encrypted_key == before
+    assert stored[-4:] in rows_of(app, "alice@example.com")[0].key_hint
+
+
+@pytest.mark.parametrize("sent_as", ["file", "json"])
+def test_the_setup_token_sent_as_a_file_or_json_is_a_form_error(make_app, sent_as):
+    fresh = make_app(fresh=True)
+    client = fresh.test_client()
+    client.get("/setup")
+    if sent_as == "file":
+        response = client.post(
+            "/setup/token", data={"token": _upload()}, content_type="multipart/form-data"
+        )
+    else:
+        response = client.post("/setup/token", json={"token": 5})
+    assert response.status_code == 400
+    assert "/setup" in response.request.path

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
+
+from webapp.forms import PageForm
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
@@ -14,13 +15,13 @@ def normalise_email(value: str | None) -> str | None:
     return value.strip().lower() if isinstance(value, str) else value
 
 
-def printable(form: FlaskForm, field) -> None:
+def printable(form: PageForm, field) -> None:
     """No control characters: none is part of an address, and PostgreSQL cannot look up a NUL."""
     if isinstance(field.data, str) and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in field.data):
         raise ValidationError("This is not an email address.")
 
 
-class RegisterForm(FlaskForm):
+class RegisterForm(PageForm):
     email = EmailField(
         "Email",
         filters=[normalise_email],
@@ -47,7 +48,7 @@ class RegisterForm(FlaskForm):
     )
 
 
-class LoginForm(FlaskForm):
+class LoginForm(PageForm):
     email = EmailField(
         "Email",
         filters=[normalise_email],
@@ -60,7 +61,7 @@ class LoginForm(FlaskForm):
     remember = BooleanField("Keep me signed in")
 
 
-class PasswordChangeForm(FlaskForm):
+class PasswordChangeForm(PageForm):
     current = PasswordField(
         "Current password",
         validators=[

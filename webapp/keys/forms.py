@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
-from wtforms import DateField, PasswordField, StringField, URLField
-from wtforms.validators import Optional
+from collections.abc import Callable
 
+from wtforms import DateField, Field, PasswordField, StringField, URLField
+from wtforms.validators import Optional, StopValidation
+
+from webapp.forms import PageForm
 from webapp.providers.catalog import Provider
 
 EXPIRY_HELP = (
@@ -13,12 +15,12 @@ EXPIRY_HELP = (
 )
 
 
-def _expiry_field() -> DateField:
+def _expiry_field(*first: Callable[..., None]) -> DateField:
     # The range is checked by keys.expiry.parse_expiry, the same rule as the API's.
-    return DateField("Expiry reminder", validators=[Optional()], description=EXPIRY_HELP)
+    return DateField("Expiry reminder", validators=[*first, Optional()], description=EXPIRY_HELP)
 
 
-class KeyForm(FlaskForm):
+class KeyForm(PageForm):
     # Checked by the service (keys.inputs.clean_input), which owns the rules.
     api_key = PasswordField("API key", validators=[Optional()])
 
@@ -29,10 +31,17 @@ class UserKeyForm(KeyForm):
     expires_at = _expiry_field()
 
 
-class ExpiryForm(FlaskForm):
+def _sent(form: PageForm, field: Field) -> None:
+    """The field was in the form posted (empty or not): the page always sends it, and a
+    post without it (a file or a JSON body in its place) must not remove the reminder."""
+    if not field.raw_data:
+        raise StopValidation("Enter a date, or leave the field empty to remove the reminder.")
+
+
+class ExpiryForm(PageForm):
     """The reminder alone, for a key already stored."""
 
-    expires_at = _expiry_field()
+    expires_at = _expiry_field(_sent)
 
 
 _form_classes: dict[tuple[str, type[KeyForm]], type[KeyForm]] = {}
@@ -54,5 +63,5 @@ def _build(provider: Provider, base: type[KeyForm]) -> type[KeyForm]:
     return type(f"{provider.id.title()}{base.__name__}", (base,), attrs)
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(PageForm):
     """A form with nothing but its CSRF token, for destructive buttons."""

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, Length
 
 from webapp.auth.forms import RegisterForm
+from webapp.forms import PageForm
 from webapp.setup.service import MAX_TOKEN_LENGTH
 
 
-class SetupTokenForm(FlaskForm):
+class SetupTokenForm(PageForm):
     token = PasswordField(
         "Setup token",
         description="In instance/setup-token on the server, or run `flask setup-token`.",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     SelectChoice,
@@ -18,6 +17,7 @@ from wtforms.validators import Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from webapp.db_types import whole_number
+from webapp.forms import PageForm
 from webapp.tokens.policy import DEFAULT_SCOPES, RESOLVE_SCOPE, SCOPES, expiry_choices
 
 NEVER = "never"
@@ -39,7 +39,7 @@ def _whole_number(raw: str) -> Any:
     return raw if number is None else number
 
 
-class TokenForm(FlaskForm):
+class TokenForm(PageForm):
     name = StringField(
         "Name", validators=[Optional()], description="Where the token is used, e.g. nightly-report."
     )
@@ -84,7 +84,7 @@ class TokenForm(FlaskForm):
         return _whole_number(raw)
 
 
-class RotateForm(FlaskForm):
+class RotateForm(PageForm):
     grace_hours = SelectField("Keep the old token working for", validate_choice=False)
 
     def configure(self, config: Mapping[str, Any]) -> RotateForm:
@@ -105,5 +105,5 @@ class RotateForm(FlaskForm):
         return _whole_number(raw)
 
 
-class RevokeForm(FlaskForm):
+class RevokeForm(PageForm):
     """Nothing but the CSRF token."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, url_for
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
 from wtforms import BooleanField
 
+from webapp.forms import PageForm
 from webapp.keys.inputs import require_provider
 from webapp.validation import service
 from webapp.validation.limits import key_checks
@@ -15,7 +15,7 @@ from webapp.web import request_info
 bp = Blueprint("validation", __name__, url_prefix="/keys")
 
 
-class ValidateForm(FlaskForm):
+class ValidateForm(PageForm):
     # Opt-in: one tiny inference request, whose cost the dashboard states.
     deep = BooleanField("Deep check")
 
