@@ -112,3 +112,25 @@ def test_a_database_server_that_never_answers_is_a_503_not_a_hung_request(tmp_pa
         listener.close()
         with app.app_context():
             db.engine.dispose()
+
+
+def test_a_signed_in_page_is_a_503_page_when_the_database_is_down(tmp_path):
+    """The error page does not ask the unreachable database who is signed in."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    url = f"postgresql://postgres@127.0.0.1:{port}/keyhold"
+    app = create_app(base_config(url, DATABASE_CONNECT_TIMEOUT=1, TESTING=False))
+    app.extensions["keyhold_setup"] = {"finished": True}
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = "1:a-session-token"
+    try:
+        response = client.get("/keys/", headers={"Accept": "text/html"})
+        assert response.status_code == 503
+        assert "Content-Security-Policy" in response.headers
+        assert "try again" in response.get_data(as_text=True).lower()
+    finally:
+        with app.app_context():
+            db.engine.dispose()

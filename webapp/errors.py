@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from jinja2 import TemplateNotFound
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from webapp.crypto import KeyDecryptionError
-from webapp.extensions import db
+from webapp.extensions import db, login_manager
 from webapp.keys.errors import KeyServiceError
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,11 @@ def error_response(
         if fields:
             body["fields"] = fields
         return jsonify(error=body), status
+    if status >= 500 and "_login_user" not in g:
+        # The page's menu asks who is signed in; when nobody has been looked up yet, that
+        # would be the session's query, sent again to a database that just failed: the
+        # error page would fail with it and reach the browser as a bare 500.
+        g._login_user = login_manager.anonymous_user()
     try:
         return render_template(f"errors/{status}.html", message=message, status=status), status
     except TemplateNotFound:
