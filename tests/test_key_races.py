@@ -7,6 +7,7 @@ before a statement of this request runs, or just after it commits), on both engi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -17,6 +18,7 @@ from tests.fakekeys import fake_key
 from tests.helpers import rows_of, store
 from webapp.audit.models import AuditEvent
 from webapp.extensions import db
+from webapp.keys.models import GlobalAPIKey
 
 EMAIL = "alice@example.com"
 
@@ -128,3 +130,41 @@ def test_a_delete_does_not_take_the_key_another_tab_just_saved(app, user_client)
     [row] = rows_of(app, EMAIL)
     assert row.key_hash == "replaced-meanwhile"
     assert ("key.delete", "ok") not in audit_trail(app)
+
+
+def _shown(page: str) -> str:
+    match = re.search(r'name="shown" type="hidden" value="([0-9a-f]+)"', page)
+    assert match, "the confirmation page names no key"
+    return match.group(1)
+
+
+def test_a_confirmation_page_deletes_only_the_key_it_showed(app, user_client):
+    alice = user_client(EMAIL)
+    first = store(app, EMAIL, "groq")
+    page = alice.get("/keys/groq/delete").get_data(as_text=True)
+    assert first[-4:] in page
+    second = store(app, EMAIL, "groq", fake_key("groq"))  # replaced in another tab
+    response = alice.post("/keys/groq/delete", data={"shown": _shown(page)})
+    assert response.status_code == 409
+    again = response.get_data(as_text=True)
+    assert "replaced after the page was shown" in again and second[-4:] in again
+    [row] = rows_of(app, EMAIL)
+    assert second[-4:] in row.key_hint
+    assert ("key.delete", "ok") not in audit_trail(app)
+    # The page now shows the key stored now, and confirming it deletes that one.
+    assert alice.post("/keys/groq/delete", data={"shown": _shown(again)}).status_code == 302
+    assert rows_of(app, EMAIL) == []
+    assert ("key.delete", "ok") in audit_trail(app)
+
+
+def test_the_global_key_confirmation_deletes_only_the_key_it_showed(app, admin_client, emulator):
+    admin_client.post("/admin/keys/groq", data={"api_key": emulator.valid_key("groq")})
+    page = admin_client.get("/admin/keys/groq/delete").get_data(as_text=True)
+    admin_client.post("/admin/keys/groq", data={"api_key": emulator.valid_key("groq")})
+    response = admin_client.post("/admin/keys/groq/delete", data={"shown": _shown(page)})
+    assert response.status_code == 409
+    assert "replaced after the page was shown" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(db.select(GlobalAPIKey).filter_by(provider="groq")) is not None
+    fresh = _shown(response.get_data(as_text=True))
+    assert admin_client.post("/admin/keys/groq/delete", data={"shown": fresh}).status_code == 302

@@ -7,7 +7,7 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import current_app, g, make_response, request, session
+from flask import current_app, g, make_response, render_template, request, session
 from flask_login import login_user
 
 from webapp.audit.service import RequestInfo
@@ -68,3 +68,12 @@ def form_status(form: Any) -> int:
     if request.method == "POST" and (form.form_errors or any(f.errors for f in form)):
         return 400
     return 200
+
+
+def confirm_delete(template: str, form: Any, refused: Exception | None, *, shown: Any, **context):
+    """The page asking to confirm a key's deletion, naming in its form the key it shows
+    (``shown``, a KeyStatus). After a refusal (the key was replaced since the page was
+    shown), the same page for the key stored now, saying why: a 409."""
+    form.shown.data = shown.fingerprint
+    page = render_template(template, form=form, refused=refused, **context)
+    return (page, 409) if refused is not None else page

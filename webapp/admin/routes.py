@@ -9,13 +9,13 @@ from webapp.admin.access import admin_required
 from webapp.admin.forms import FallbackForm
 from webapp.auth.models import User
 from webapp.keys import global_keys
-from webapp.keys.errors import InvalidKeyInput, KeyRejected
-from webapp.keys.forms import ConfirmForm, key_form_class
+from webapp.keys.errors import InvalidKeyInput, KeyRejected, KeyReplaced
+from webapp.keys.forms import ConfirmForm, DeleteKeyForm, key_form_class
 from webapp.keys.inputs import require_provider
 from webapp.keys.limits import global_key_writes
 from webapp.templating import status_label
 from webapp.validation.limits import key_checks
-from webapp.web import form_status, no_store, request_info
+from webapp.web import confirm_delete, form_status, no_store, request_info
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -76,15 +76,24 @@ def edit(provider_id: str):
 @no_store
 def delete(provider_id: str):
     provider = require_provider(provider_id)
-    form = ConfirmForm()
+    form = DeleteKeyForm()
+    refused = None
     if form.validate_on_submit():
-        global_keys.delete_global_key(provider.id, actor=_admin(), info=request_info())
-        flash(f"The global {provider.name} key was deleted.", "success")
-        return redirect(url_for(".keys"))
+        try:
+            global_keys.delete_global_key(
+                provider.id, actor=_admin(), info=request_info(), shown=form.shown.data
+            )
+        except KeyReplaced as exc:
+            refused = exc
+        else:
+            flash(f"The global {provider.name} key was deleted.", "success")
+            return redirect(url_for(".keys"))
     status = global_keys.global_status(provider.id)
     if not status.key.has_key:
         abort(404)
-    return render_template("admin/delete.html", provider=provider, status=status, form=form)
+    return confirm_delete(
+        "admin/delete.html", form, refused, provider=provider, status=status, shown=status.key
+    )
 
 
 @bp.post("/keys/<provider_id>/fallback")

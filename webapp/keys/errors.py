@@ -29,6 +29,13 @@ class KeyNotFound(KeyServiceError):
     status = 404
 
 
+class KeyReplaced(KeyServiceError):
+    """The key was replaced after the page asking to confirm was shown: nothing was done."""
+
+    code = "key_replaced"
+    status = 409
+
+
 class InvalidKeyInput(KeyServiceError):
     code = "invalid_input"
     status = 422

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from wtforms import DateField, Field, PasswordField, StringField, URLField
+from wtforms import DateField, Field, HiddenField, PasswordField, StringField, URLField
 from wtforms.validators import Optional, StopValidation
 
 from webapp.forms import PageForm
@@ -65,3 +65,10 @@ def _build(provider: Provider, base: type[KeyForm]) -> type[KeyForm]:
 
 class ConfirmForm(PageForm):
     """A form with nothing but its CSRF token, for destructive buttons."""
+
+
+class DeleteKeyForm(ConfirmForm):
+    """Confirms the deletion of the key the page showed, named by its fingerprint (a post
+    without the field, from a script rather than the page, deletes the key stored now)."""
+
+    shown = HiddenField()

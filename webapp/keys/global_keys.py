@@ -21,7 +21,7 @@ from webapp.audit.service import RequestInfo, audited, record, record_failure
 from webapp.auth.models import User
 from webapp.crypto import KeyScope, current_keyring, fingerprint, mask_key
 from webapp.extensions import db
-from webapp.keys.errors import KeyNotFound
+from webapp.keys.errors import KeyNotFound, KeyReplaced
 from webapp.keys.inputs import clean_input, require_provider
 from webapp.keys.models import GlobalAPIKey
 from webapp.keys.service import decrypt_global, put_key
@@ -154,10 +154,24 @@ def _existing(provider_id: str) -> GlobalAPIKey:
     return row
 
 
-def delete_global_key(provider_id: str, *, actor: User, info: RequestInfo | None = None) -> None:
+def delete_global_key(
+    provider_id: str, *, actor: User, info: RequestInfo | None = None, shown: str | None = None
+) -> None:
+    """Delete the global key; with ``shown``, only if it is still the key the page showed."""
     row = _existing(provider_id)
     details = _details(row)
-    with audited("global_key.delete", actor_id=actor.id, provider=provider_id, info=info):
+    with audited(
+        "global_key.delete",
+        refusals=(KeyReplaced,),
+        actor_id=actor.id,
+        provider=provider_id,
+        info=info,
+    ):
+        if shown is not None and shown != fingerprint(row.key_hash):
+            raise KeyReplaced(
+                f"The global {provider_id} key was replaced after the page was shown; nothing "
+                "was deleted. This is the key stored now."
+            )
         db.session.delete(row)
         record(
             "global_key.delete", actor_id=actor.id, provider=provider_id, info=info, details=details

@@ -7,12 +7,18 @@ from flask_login import current_user, login_required
 
 from webapp.db_types import utcnow
 from webapp.keys import expiry, service, statuses
-from webapp.keys.errors import InvalidKeyInput, KeyRejected
-from webapp.keys.forms import ConfirmForm, ExpiryForm, UserKeyForm, key_form_class
+from webapp.keys.errors import InvalidKeyInput, KeyRejected, KeyReplaced
+from webapp.keys.forms import (
+    ConfirmForm,
+    DeleteKeyForm,
+    ExpiryForm,
+    UserKeyForm,
+    key_form_class,
+)
 from webapp.keys.limits import key_writes
 from webapp.providers.catalog import PROVIDERS, Provider, get_provider
 from webapp.validation.service import saved_message
-from webapp.web import form_status, no_store, request_info
+from webapp.web import confirm_delete, form_status, no_store, request_info
 
 bp = Blueprint("keys", __name__, url_prefix="/keys")
 
@@ -113,12 +119,21 @@ def set_expiry(provider_id: str):
 @no_store
 def delete(provider_id: str):
     provider = _provider_or_404(provider_id)
-    form = ConfirmForm()
+    form = DeleteKeyForm()
+    refused = None
     if form.validate_on_submit():
-        service.delete_key(current_user, provider.id, info=request_info())
-        flash(f"Your {provider.name} key was deleted.", "success")
-        return redirect(url_for(".dashboard"))
+        try:
+            service.delete_key(
+                current_user, provider.id, info=request_info(), shown=form.shown.data
+            )
+        except KeyReplaced as exc:
+            refused = exc
+        else:
+            flash(f"Your {provider.name} key was deleted.", "success")
+            return redirect(url_for(".dashboard"))
     status = statuses.key_status(current_user, provider.id)
     if not status.has_key:
         abort(404)
-    return render_template("keys/delete.html", provider=provider, status=status, form=form)
+    return confirm_delete(
+        "keys/delete.html", form, refused, shown=status, provider=provider, status=status
+    )

@@ -17,9 +17,16 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from webapp.audit.service import RequestInfo, audited, record, record_failure
 from webapp.auth.models import User
-from webapp.crypto import KeyDecryptionError, KeyScope, SealedKey, current_keyring, mask_key
+from webapp.crypto import (
+    KeyDecryptionError,
+    KeyScope,
+    SealedKey,
+    current_keyring,
+    fingerprint,
+    mask_key,
+)
 from webapp.extensions import db
-from webapp.keys.errors import KeyNotFound, SignedOut
+from webapp.keys.errors import KeyNotFound, KeyReplaced, SignedOut
 from webapp.keys.inputs import clean_input, require_provider
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
 from webapp.keys.verdicts import apply_check, audit_details, check_new_key, record_check
@@ -166,13 +173,26 @@ def put_key(
         apply_check(row, check)
 
 
-def delete_key(user: User, provider_id: str, *, info: RequestInfo | None = None) -> None:
+def delete_key(
+    user: User, provider_id: str, *, info: RequestInfo | None = None, shown: str | None = None
+) -> None:
+    """Delete the user's key for ``provider_id``; with ``shown`` (the fingerprint a page asking
+    to confirm showed), only if it is still that key: ``KeyReplaced`` otherwise."""
     row = get_user_key_row(user, provider_id)
     details = audit_details(row)
     user_id = user.id
     with audited(
-        "key.delete", refusals=(KeyNotFound,), actor_id=user_id, provider=provider_id, info=info
+        "key.delete",
+        refusals=(KeyNotFound, KeyReplaced),
+        actor_id=user_id,
+        provider=provider_id,
+        info=info,
     ):
+        if shown is not None and shown != fingerprint(row.key_hash):
+            raise KeyReplaced(
+                f"Your {provider_id} key was replaced after the page was shown; nothing was "
+                "deleted. This is the key stored now."
+            )
         # Only the key that was read and shown: one replaced meanwhile (in another tab) is
         # newer than this request, and one deleted meanwhile is already gone.
         deleted = db.session.execute(

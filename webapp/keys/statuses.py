@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from webapp.auth.models import User
+from webapp.crypto import fingerprint
 from webapp.extensions import db
 from webapp.keys.inputs import require_provider
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
@@ -35,6 +36,7 @@ class KeyStatus:
     config: dict[str, Any] = field(default_factory=dict)
     updated_at: datetime | None = None
     expires_at: datetime | None = None
+    fingerprint: str | None = None  # crypto.fingerprint: which key a confirmation page showed
     source: str = "none"  # what get_key_for would use: "user", "global" or "none"
 
 
@@ -58,6 +60,7 @@ def status_of(provider: Provider, row: Any | None, source: str = "none") -> KeyS
         config=dict(row.config or {}),
         updated_at=row.updated_at,
         expires_at=getattr(row, "expires_at", None),
+        fingerprint=fingerprint(row.key_hash),
         source=source,
     )
 
@@ -92,6 +95,7 @@ _STATUS_COLUMNS = (
     "config",
     "updated_at",
     "expires_at",
+    "key_hash",
 )
 
 #: A user's keys and, in the same round trip, the providers with a usable global key:
