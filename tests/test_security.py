@@ -326,3 +326,38 @@ def test_a_login_link_opened_when_signed_in_goes_where_it_was_going(client, auth
     response = client.get("/auth/login?next=/keys/openai")
     assert response.headers["Location"] == "/keys/openai"
     assert client.get("/auth/login?next=https://evil.example/").headers["Location"] == "/keys/"
+
+
+def test_signing_in_without_keep_me_signed_in_forgets_an_earlier_remembered_user(app, auth, client):
+    # Alice was kept signed in on a shared browser; her sessions were ended elsewhere (a
+    # password change), so the browser shows the login page with her old cookie still in it.
+    auth.register()
+    auth.logout()
+    auth.login(remember="y")
+    with app.app_context():
+        db.session.execute(db.delete(LoginSession))
+        db.session.commit()
+    assert client.get("/keys/").status_code == 302
+    assert client.get_cookie("remember_token") is not None
+    auth.register("bob@example.com")  # Bob signs in on it without "Keep me signed in"
+    assert client.get_cookie("remember_token") is None
+    new_password = "another correct horse battery"
+    client.post(
+        "/auth/password",
+        data={"current": PASSWORD, "password": new_password, "confirm": new_password},
+    )
+    assert client.get_cookie("remember_token") is None  # nor is Bob remembered after it
+    client.delete_cookie("session")  # the browser restarts: nobody is signed in
+    assert client.get("/keys/").status_code == 302
+
+
+def test_a_remember_me_cookie_of_another_session_does_not_keep_the_browser_signed_in(auth, client):
+    auth.register()
+    client.set_cookie("remember_token", "1:stale|0000")  # not this session's (a forged one)
+    new_password = "another correct horse battery"
+    client.post(
+        "/auth/password",
+        data={"current": PASSWORD, "password": new_password, "confirm": new_password},
+    )
+    client.delete_cookie("session")
+    assert client.get("/keys/").status_code == 302

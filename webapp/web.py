@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import current_app, g, make_response, render_template, request, session
-from flask_login import login_user
+from flask_login import current_user, login_user
+from flask_login.utils import decode_cookie
 
 from webapp.audit.service import RequestInfo
 from webapp.auth.models import User
@@ -33,11 +34,23 @@ def sign_in(user: User, *, remember: bool = False) -> None:
     session.clear()  # a fresh session at login: no fixation
     open_session(user)
     login_user(user, remember=remember)
+    if not remember and _remember_cookie() is not None:
+        # An earlier user's (or an earlier session's) "Keep me signed in" ends here: left in
+        # place it would outlive this session and, on a shared browser, name someone else.
+        session["_remember"] = "clear"
+
+
+def _remember_cookie() -> str | None:
+    return request.cookies.get(current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token"))
 
 
 def remembered() -> bool:
-    """Whether this browser was kept signed in ("Keep me signed in" and its cookie)."""
-    return current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
+    """Whether this browser was kept signed in ("Keep me signed in"): its remember-me cookie
+    names the signed-in user's current session, not a stale one left by someone else."""
+    cookie = _remember_cookie()
+    if cookie is None or not current_user.is_authenticated:
+        return False
+    return decode_cookie(cookie) == current_user.get_id()
 
 
 def safe_next(target: str | None, default: str) -> str:
