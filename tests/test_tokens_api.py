@@ -174,6 +174,36 @@ def test_at_the_limit_every_token_can_be_rotated_after_a_leak(make_app):
     assert refused.status_code == 409 and error_code(refused) == "too_many_tokens"
 
 
+def test_rotating_again_and_again_keeps_to_the_limit(make_app):
+    # Each rotation ends the grace period of the token its token replaced: a chain of
+    # rotations leaves two tokens working (the newest and the one before), not all of them.
+    app = make_app(TOKEN_MAX_PER_USER=2)
+    client = app.test_client()
+    AuthActions(client).register(ALICE)
+    first = create(client).get_json()
+    tokens, token_id = [first["token"]], first["access_token"]["id"]
+    for _ in range(4):
+        rotated = client.post(f"/api/tokens/{token_id}/rotate", json={})
+        assert rotated.status_code == 201
+        tokens.append(rotated.get_json()["token"])
+        token_id = rotated.get_json()["access_token"]["id"]
+    working = [
+        t for t in tokens if call(client, "GET", "/api/api-keys/status", t).status_code == 200
+    ]
+    assert working == tokens[-2:]
+    listed = client.get("/api/tokens").get_json()["tokens"]
+    assert sorted(t["state"] for t in listed) == [
+        "active",
+        "replaced",
+        "replaced",
+        "replaced",
+        "rotating",
+    ]
+    assert create(client).status_code == 409  # two working: at the limit
+    (last, *_) = sorted(audit_rows(app, "token.rotate"), key=lambda row: -row.id)
+    assert len(last.details["ended_grace_of"]) == 1
+
+
 def test_rotation_through_the_api(app, alice):
     first = create(alice, scopes=["keys:read"], expires_in_days=30, allowed_ips=["192.0.2.0/24"])
     old = first.get_json()

@@ -136,6 +136,18 @@ def test_rotating_shows_the_new_token_and_the_old_ones_grace(app, alice):
     assert again.status_code == 409 and TOKEN.search(html(again)) is None
 
 
+def test_rotating_a_successor_says_that_the_token_before_it_stops(app, alice):
+    token_id, old = issue(app)
+    alice.post(f"/tokens/{token_id}/rotate", data={"grace_hours": "24"})
+    successor = token_row(app, token_id).replaced_by_id
+    page = html(alice.get(f"/tokens/{successor}/rotate"))
+    assert f'The token this one replaced (<code class="hint">{old[:8]}' in page
+    assert "stops now" in page
+    alice.post(f"/tokens/{successor}/rotate", data={"grace_hours": "24"})
+    assert call(app.test_client(), "GET", "/api/api-keys/status", old).status_code == 401
+    assert "Replaced" in html(alice.get("/tokens/"))
+
+
 @pytest.mark.parametrize(("state", "message"), [("expired", "has expired"), ("revoked", "revoked")])
 def test_only_an_active_token_is_offered_rotation(app, alice, state, message):
     token_id, _ = issue(app, name="old laptop")

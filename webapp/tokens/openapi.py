@@ -165,7 +165,8 @@ PATHS: dict[str, Any] = {
             body_required=False,
             description="A new token with the same name, scopes, lifetime and allowed "
             "addresses. Only an active token can be rotated: 409 `token_inactive` for one "
-            "that has expired, was revoked or was already rotated (`message` says which).",
+            "that has expired, was revoked or was already rotated (`message` says which). "
+            "The token it replaced, if still in its grace period, stops now.",
             tag="tokens",
         )
     },

@@ -65,7 +65,12 @@ def rotate(token_id: int):
             else:
                 return _issued_page(issued, replaced=service.get_token(current_user, token_id))
     page = render_template(
-        "tokens/rotate.html", token=token, form=form, refusal=refusal, now=utcnow()
+        "tokens/rotate.html",
+        token=token,
+        form=form,
+        refusal=refusal,
+        predecessor=service.predecessor_in_grace(token),
+        now=utcnow(),
     )
     return page, 409 if refusal and request.method == "POST" else form_status(form)
 

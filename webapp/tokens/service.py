@@ -218,6 +218,20 @@ def _locked(user: User, token_id: int) -> AccessToken:
     return row
 
 
+def _in_grace_before(row: AccessToken, now: Any) -> tuple[Any, ...]:
+    return (
+        AccessToken.user_id == row.user_id,
+        AccessToken.replaced_by_id == row.id,
+        AccessToken.revoked_at.is_(None),
+        AccessToken.grace_until > now,
+    )
+
+
+def predecessor_in_grace(row: AccessToken) -> AccessToken | None:
+    """The token ``row`` replaced, while it still works: rotating ``row`` ends it."""
+    return db.session.scalar(db.select(AccessToken).where(*_in_grace_before(row, utcnow())))
+
+
 def rotation_refusal(row: AccessToken) -> str | None:
     """Why ``row`` cannot be rotated now, or None if it can: only an active token can.
 
@@ -267,6 +281,21 @@ def rotate_token(
         ).rowcount
         if claimed != 1:
             raise TokenInactive("The token was rotated, revoked or expired meanwhile.")
+        # The token this one replaced stops now: its grace period was for moving over to
+        # this one, which is itself being replaced. Left working, rotating a token again
+        # and again would pile up working tokens past TOKEN_MAX_PER_USER.
+        ended = (
+            db.session.execute(
+                update(AccessToken)
+                .where(*_in_grace_before(old, now))
+                .values(grace_until=now)
+                .returning(AccessToken.id),
+                execution_options={"synchronize_session": False},
+            )
+            .scalars()
+            .all()
+        )
+        stopped = {"ended_grace_of": sorted(ended)} if ended else {}
         record(
             "token.rotate",
             actor_id=user.id,
@@ -276,6 +305,7 @@ def rotate_token(
                 new_token_id=issued.row.id,
                 new_hint=issued.row.token_hint,
                 grace_until=_when(grace_until),
+                **stopped,
             ),
         )
     log.info(
