@@ -46,7 +46,7 @@ def measure(db_info: Database, folder: Path, reps: int) -> tuple[list[float], li
                 single = validate_key(user, PROVIDERS[0])
                 one.append(time.perf_counter() - start)
                 start = time.perf_counter()
-                results = validate_all(user)
+                results = validate_all(user).results
                 every.append(time.perf_counter() - start)
                 statuses = {r.status for r in results.values()} | {single.status}
                 if len(results) != len(PROVIDERS) or statuses != {"valid"}:

@@ -157,3 +157,56 @@ def test_a_check_answer_in_an_odd_shape_shows_nothing_and_breaks_no_page(make_ap
         "deepseek": {"balances": []},
         "openrouter": {},
     }
+
+
+def _unreadable(app, provider: str) -> None:
+    """Move a stored key to another provider's row: its sealed bytes no longer match it."""
+    with app.app_context():
+        db.session.execute(
+            db.update(UserAPIKey).filter_by(provider=provider).values(provider="openai")
+        )
+        db.session.commit()
+
+
+def _failed_checks(app) -> list[AuditEvent]:
+    with app.app_context():
+        return db.session.scalars(
+            db.select(AuditEvent).filter_by(action="key.validate", outcome="failed")
+        ).all()
+
+
+def test_an_unreadable_key_is_named_and_its_failed_check_audited(make_app, emulator):
+    app = make_app()
+    client = signed_in(app)
+    store_key(app, emulator, "groq", emulator.valid_key("groq"))
+    store_key(app, emulator, "mistral", emulator.valid_key("mistral"))
+    _unreadable(app, "groq")
+    html = page(client.post("/keys/validate-all", follow_redirects=True))
+    assert "Checked 1 key(s): 1 valid." in html
+    assert "Could not decrypt (not checked): OpenAI." in html
+    [failed] = _failed_checks(app)
+    assert failed.provider == "openai" and failed.details["reason"] == "key_unreadable"
+    assert failed.details["trigger"] == "all"
+    assert len(emulator.received()) == 1  # mistral's check only
+
+
+def test_only_unreadable_keys_are_not_reported_as_none_stored(make_app, emulator):
+    app = make_app()
+    client = signed_in(app)
+    store_key(app, emulator, "groq", emulator.valid_key("groq"))
+    _unreadable(app, "groq")
+    html = page(client.post("/keys/validate-all", follow_redirects=True))
+    assert "no stored keys" not in html and "Could not decrypt (not checked): OpenAI." in html
+    assert emulator.received() == []
+
+
+def test_checking_an_unreadable_key_leaves_a_failed_audit_row(make_app, emulator):
+    app = make_app()
+    client = signed_in(app)
+    store_key(app, emulator, "groq", emulator.valid_key("groq"))
+    _unreadable(app, "groq")
+    response = client.post("/api/api-keys/validate/openai", json={})
+    assert response.status_code == 500 and response.get_json()["error"]["code"] == "key_unreadable"
+    [failed] = _failed_checks(app)
+    assert failed.provider == "openai" and failed.details["trigger"] == "manual"
+    assert emulator.received() == []

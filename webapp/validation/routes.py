@@ -26,8 +26,9 @@ class ValidateForm(PageForm):
 def validate_all():
     if not ValidateForm().validate_on_submit():
         abort(400)
-    results = service.validate_all(current_user, info=request_info())
-    flash(service.summary_of_all(results), "info")
+    checked = service.validate_all(current_user, info=request_info())
+    category, text = service.summary_of_all(checked)
+    flash(text, category)
     return redirect(url_for("keys.dashboard"))
 
 

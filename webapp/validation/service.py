@@ -18,7 +18,7 @@ from typing import Any
 from flask import current_app
 
 from webapp import monitoring
-from webapp.audit.service import RequestInfo, audited
+from webapp.audit.service import RequestInfo, audited, record, record_failure
 from webapp.auth.models import User
 from webapp.crypto import KeyDecryptionError
 from webapp.extensions import db
@@ -55,15 +55,24 @@ def validate_key(
     provider = require_provider(provider_id)
     row = get_user_key_row(user, provider_id)
     checked_hash = row.key_hash
+    trigger = "deep" if deep else "manual"
+    try:
+        key = decrypt_row(row)
+    except KeyDecryptionError:
+        record_failure("key.validate", **_unreadable(user, row, info, trigger))
+        raise
     result = app_checker().check(
-        provider,
-        decrypt_row(row),
-        dict(row.config or {}),
-        deep=deep,
-        known_models=list(row.models or []),
+        provider, key, dict(row.config or {}), deep=deep, known_models=list(row.models or [])
     )
-    _record(user, [(row, checked_hash, result)], info, trigger="deep" if deep else "manual")
+    _record(user, [(row, checked_hash, result)], info, trigger=trigger)
     return result
+
+
+def _unreadable(user: User, row: UserAPIKey, info: RequestInfo | None, trigger: str) -> dict:
+    """The audit row of a check that could not start: the stored key does not decrypt."""
+    log.error("the %s key of user %s could not be decrypted to check", row.provider, user.id)
+    details = {"trigger": trigger, "reason": "key_unreadable"}
+    return {"actor_id": user.id, "provider": row.provider, "info": info, "details": details}
 
 
 @dataclass(frozen=True)
@@ -122,21 +131,33 @@ def check_in_parallel(jobs: list[Job]) -> list[CheckResult]:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def validate_all(user: User, *, info: RequestInfo | None = None) -> dict[str, CheckResult]:
-    """Check every stored key of ``user`` in parallel; provider id -> result."""
+@dataclass(frozen=True)
+class AllChecked:
+    """What checking all of a user's keys found: provider id -> result, and the providers
+    whose stored key could not be decrypted (not checked)."""
+
+    results: dict[str, CheckResult]
+    unreadable: list[str]
+
+
+def validate_all(user: User, *, info: RequestInfo | None = None) -> AllChecked:
+    """Check every stored key of ``user`` in parallel."""
     rows = db.session.scalars(
         db.select(UserAPIKey).filter_by(user_id=user.id).order_by(UserAPIKey.provider)
     ).all()
     jobs, unreadable = jobs_for(rows, decrypt_row)
-    for row in unreadable:
-        log.error("skipping the unreadable %s key of user %s", row.provider, user.id)
+    skipped = [row.provider for row in unreadable]
+    if unreadable:
+        with audited("key.validate", actor_id=user.id, info=info, details={"trigger": "all"}):
+            for row in unreadable:
+                record("key.validate", outcome="failed", **_unreadable(user, row, info, "all"))
     if not jobs:
-        return {}
+        return AllChecked({}, skipped)
     providers = [job.provider.id for job in jobs]
     results = check_in_parallel(jobs)
     checked = [(job.row, job.key_hash, result) for job, result in zip(jobs, results, strict=True)]
     _record(user, checked, info, trigger="all")
-    return dict(zip(providers, results, strict=True))
+    return AllChecked(dict(zip(providers, results, strict=True)), skipped)
 
 
 def _outcome(future: Future[CheckResult], wait_until: float, start: float) -> CheckResult:
@@ -202,14 +223,31 @@ def summary(provider: Provider, result: CheckResult) -> tuple[str, str]:
     return category, f"{text} {said}".strip()
 
 
-def summary_of_all(results: dict[str, CheckResult]) -> str:
+def summary_of_all(checked: AllChecked) -> tuple[str, str]:
+    """A flash category and sentence for checking all of a user's keys."""
+    results = checked.results
+    unreadable = ""
+    if checked.unreadable:
+        names = ", ".join(_name(provider) for provider in checked.unreadable)
+        unreadable = (
+            f"Could not decrypt (not checked): {names}. The operator has been notified; "
+            "saving the key again will fix it."
+        )
     if not results:
-        return "You have no stored keys to check."
+        return (
+            ("error", unreadable) if unreadable else ("info", "You have no stored keys to check.")
+        )
     counts: dict[str, int] = {}
     for result in results.values():
         counts[result.status] = counts.get(result.status, 0) + 1
     parts = ", ".join(f"{n} {status_label(s).lower()}" for s, n in sorted(counts.items()))
-    return f"Checked {len(results)} key(s): {parts}."
+    text = f"Checked {len(results)} key(s): {parts}."
+    return ("warning", f"{text} {unreadable}") if unreadable else ("info", text)
+
+
+def _name(provider_id: str) -> str:
+    provider = get_provider(provider_id)
+    return provider.name if provider is not None else provider_id
 
 
 def saved_message(provider: Provider, row: UserAPIKey, created: bool) -> tuple[str, str]:
