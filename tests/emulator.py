@@ -92,6 +92,7 @@ MODES = (
     "garbage",
     "echo",  # a careless gateway: the key, unmasked, in its error message
     "echo_models",  # ...or in the "model ids" of a successful answer
+    "open",  # a server that asks for no key (a local model server): any key is listed models
     "trickle",  # the status line and headers one byte per ``interval`` seconds, never ending
     "blocked",  # refused before the key is looked at (region, edge or network block)
     "nested",  # a hostile server: a 200 of JSON nested deeper than any parser recurses
@@ -118,6 +119,13 @@ class Received:
     headers: dict[str, str]  # lower-case names
     body: bytes
     raw_target: str  # the request target exactly as sent, query included
+
+
+def split_controls(requests: list[Received]) -> tuple[list[Received], list[Received]]:
+    """The requests that carried a stored key, and the control requests a check of a server
+    that may ask for no key sends after a success, with a made-up key."""
+    controls = [r for r in requests if "keyhold-control-" in r.headers.get("authorization", "")]
+    return [r for r in requests if r not in controls], controls
 
 
 @dataclass
@@ -312,6 +320,8 @@ class Emulator:
             state = self._keys.get((provider, key))
         if mode == "echo_models":
             return Reply(200, model_list("gpt-4o-mini", key, f"ft:{key}:tuned"))
+        if mode == "open" and route == "check":
+            return answers["valid"](key)
         if mode == "echo":
             return Reply(
                 401,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.emulator import split_controls
 from tests.fakekeys import fake_key
 from tests.validation_helpers import (
     app_for,
@@ -13,6 +14,7 @@ from tests.validation_helpers import (
     row_of,
     signed_in,
     store_key,
+    validate,
 )
 from webapp.audit.models import AuditEvent
 from webapp.extensions import db
@@ -38,7 +40,10 @@ def test_a_valid_key_is_stored_as_valid(make_app, emulator, provider):
     assert "Its credit was not checked." in html
     row = row_of(app, provider)
     assert row.status == "valid" and row.is_valid is True and row.models
-    assert len(emulator.received(provider)) == 1
+    keyed, controls = split_controls(emulator.received(provider))
+    assert len(keyed) == 1
+    # A custom endpoint is asked once more, with a made-up key, which it refuses.
+    assert len(controls) == (provider == "custom")
     [event] = audit_rows(app, "key.validate")
     assert event.details["status"] == "valid" and event.details["trigger"] == "save"
 
@@ -147,3 +152,22 @@ def test_checking_a_key_leaves_the_time_it_was_stored(make_app, emulator):
     assert checked.updated_at == stored.updated_at
     store_key(app, emulator, "groq", emulator.valid_key("groq"))
     assert row_of(app, "groq").updated_at > stored.updated_at
+
+
+def test_a_server_that_checks_no_keys_does_not_make_any_key_valid(make_app, emulator):
+    # A local model server or gateway without authentication lists its models for any key.
+    app = app_for(make_app, "custom")
+    client = signed_in(app)
+    emulator.set_mode("custom", "open")
+    data = {"api_key": "made-up-by-the-user-1234", **emulator.endpoint_config("custom")}
+    html = page(client.post("/keys/custom", data=data, follow_redirects=True))
+    assert "accepted it" not in html and "its state is unknown" in html
+    assert "a made-up key was accepted too" in html
+    row = row_of(app, "custom")
+    assert row.status == "provider_error" and row.is_valid is None
+    keyed, controls = split_controls(emulator.received("custom"))
+    assert len(keyed) == 1 and len(controls) == 1
+    # Checked again from the dashboard: the same answer, not "valid".
+    html = page(validate(client, "custom"))
+    assert "could not be checked" in html and "accepted your key" not in html
+    assert row_of(app, "custom").status == "provider_error"

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import PASSWORD
-from tests.emulator import SPECS, Emulator
+from tests.emulator import SPECS, Emulator, split_controls
 from tests.emulator_answers import openai_mask
 from tests.validation_helpers import (
     ALL,
@@ -51,7 +51,8 @@ def test_the_key_goes_only_in_the_documented_header(make_app, emulator, provider
     key = store_key(app, emulator, provider, emulator.valid_key(provider))
     validate(client, provider)
 
-    [request] = emulator.received()  # one request, to this provider's emulated host
+    keyed, controls = split_controls(emulator.received())
+    [request] = keyed  # one request, to this provider's emulated host
     spec = SPECS[provider]
     assert request.provider == provider
     assert (request.method, request.path) == (
@@ -68,6 +69,11 @@ def test_the_key_goes_only_in_the_documented_header(make_app, emulator, provider
         assert request.headers["anthropic-version"] == "2023-06-01"
     if provider == "azure_openai":
         assert request.query["api-version"] == ["2024-10-21"]
+    # After a success, a server that may check no keys is asked with a made-up one, once.
+    assert len(controls) == (provider == "custom")
+    for control in controls:
+        assert (control.method, control.path) == (request.method, request.path)
+        assert key not in repr(control)
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "azure_openai", "custom"])
@@ -77,7 +83,7 @@ def test_a_deep_check_sends_the_key_the_same_way(make_app, emulator, provider):
     key = store_key(app, emulator, provider, emulator.valid_key(provider))
     row = dashboard_row(page(validate(client, provider, deep=True)), provider)
     header, form = DOCUMENTED.get(provider, ("authorization", "Bearer {key}"))
-    requests = emulator.received()
+    requests, _ = split_controls(emulator.received())
     for request in requests:
         assert request.provider == provider
         assert request.headers[header] == form.format(key=key)

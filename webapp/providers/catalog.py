@@ -134,6 +134,9 @@ class Provider:
     deep_check: DeepCheck | None = None
     #: keys of this provider that are not inference keys, told apart before any request
     wrong_kinds: tuple[WrongKind, ...] = ()
+    #: a server that may answer its check without asking for a key (a gateway or a local
+    #: model server): a key it accepts is confirmed by a wrong key being refused
+    may_skip_auth: bool = False
 
     @property
     def key_regex(self) -> re.Pattern[str]:
@@ -683,6 +686,7 @@ _ENTRIES = (
         docs_url="https://platform.openai.com/docs/api-reference/models/list",
         extra_fields=(CUSTOM_BASE_URL,),
         signatures=OPENAI_SIGNATURES,
+        may_skip_auth=True,
     ),
 )
 

@@ -8,6 +8,7 @@ worker threads. Nothing here touches the database.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,6 +19,7 @@ from flask import Flask, current_app
 from webapp.providers.catalog import (
     FORBIDDEN,
     INVALID,
+    PROVIDER_ERROR,
     QUOTA_EXCEEDED,
     VALID,
     CheckRequest,
@@ -129,9 +131,36 @@ class Checker:
         if isinstance(answer, NoAnswer):
             return no_answer(answer)
         result = classify(provider, answer, key=key, expect=provider.check.expect)
+        if provider.may_skip_auth and result.status == VALID:
+            result = self._confirm_auth(provider, config, result)
         if deep and offers_deep_check(provider) and result.status == VALID:
             return self._deep(provider, key, config, result, known_models)
         return result
+
+    def _confirm_auth(
+        self, provider: Provider, config: Mapping[str, str], accepted: CheckResult
+    ) -> CheckResult:
+        """``accepted`` unless the server accepts a made-up key as well: then it checks no
+        keys, and whether this one works cannot be told from it."""
+        control = "keyhold-control-" + secrets.token_urlsafe(24)
+        outgoing = self._outgoing(provider, control, config, provider.check, provider.check.path)
+        answer = self._send(outgoing)
+        if isinstance(answer, NoAnswer):
+            # Nothing learnt about the server; the key's own answer stands.
+            return accepted
+        probe = classify(provider, answer, key=control, expect=provider.check.expect)
+        if probe.status != VALID:
+            return accepted
+        note = (
+            "The endpoint answered without checking keys: a made-up key was accepted too, "
+            "so whether this key works could not be told."
+        )
+        details = {**accepted.details, "auth_checked": False}
+        elapsed = accepted.elapsed_ms + probe.elapsed_ms
+        # Not judged, like an outage: a verdict the key had before stands.
+        return replace(
+            accepted, status=PROVIDER_ERROR, note=note, details=details, elapsed_ms=elapsed
+        )
 
     def _deep(
         self,
