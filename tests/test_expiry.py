@@ -134,6 +134,7 @@ def test_the_api_sets_reminders_with_the_key_and_on_their_own(app, alice):
     ("body", "status", "code"),
     [
         ({"expires_at": "soon"}, 422, "invalid_input"),
+        ({"expires_at": ""}, 422, "invalid_input"),  # a date or null: "" is neither
         ({"expires_at": day(-3)}, 422, "invalid_input"),
         # Times UTC cannot hold once their offset is applied: judged, not a crash.
         ({"expires_at": "0001-01-01T00:00:00+01:00"}, 422, "invalid_input"),
@@ -144,10 +145,20 @@ def test_the_api_sets_reminders_with_the_key_and_on_their_own(app, alice):
 )
 def test_the_api_refuses_bad_reminders(app, alice, body, status, code):
     store(app, ALICE, "openai")
+    assert (
+        alice.post("/api/api-keys/expiry/openai", json={"expires_at": day(30)}).status_code == 200
+    )
     response = alice.post("/api/api-keys/expiry/openai", json=body)
     assert response.status_code == status and error_code(response) == code
     assert "expires_at" in response.get_json()["error"]["fields"]
-    assert rows_of(app, ALICE)[0].expires_at is None
+    assert rows_of(app, ALICE)[0].expires_at.date().isoformat() == day(30)  # kept
+
+
+def test_a_key_sent_with_an_empty_reminder_is_refused(app, alice):
+    body = {"provider": "openai", "api_key": "sk-proj-" + "A1b2C3d4" * 6, "validate": False}
+    response = alice.post("/api/api-keys/set", json={**body, "expires_at": ""})
+    assert response.status_code == 422 and "expires_at" in response.get_json()["error"]["fields"]
+    assert rows_of(app, ALICE) == []
 
 
 def test_the_api_reminder_needs_a_stored_key(alice):

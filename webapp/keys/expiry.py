@@ -56,7 +56,7 @@ def parse_expiry(value: Any, field: str = "expires_at") -> datetime | None:
     past (yesterday is accepted: it may still be today somewhere), or a day
     more than ten years ahead.
     """
-    if value is None or value == "":
+    if value is None:  # an empty form field arrives as None too; "" from JSON is no date
         return None
     day: date | None = None
     if isinstance(value, datetime):
