@@ -102,6 +102,8 @@ def test_defaults_read_only_and_resolve_must_be_chosen(app, alice):
         ({"name": "   "}, "name"),
         ({"name": "x" * 101}, "name"),
         ({"name": "tab\there"}, "name"),
+        ({"name": "deploy\u202egnp.exe"}, "name"),  # shown reversed: a name that lies
+        ({"name": "zero\u200bwidth"}, "name"),
     ],
 )
 def test_bad_requests_are_refused_with_the_field_named(app, alice, body, field):

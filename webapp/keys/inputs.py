@@ -36,7 +36,7 @@ def endpoint_policy() -> EndpointPolicy:
 _WHITESPACE = re.compile(r"\s")
 
 
-def _has_invisible(value: str) -> bool:
+def has_invisible(value: str) -> bool:
     """Control, format (zero-width), private-use or unassigned characters."""
     return any(unicodedata.category(ch).startswith("C") for ch in value)
 
@@ -49,7 +49,7 @@ def key_problem(provider: Provider, api_key: str) -> str | None:
         return f"That is longer than any API key ({MAX_KEY_LENGTH} characters at most)."
     if _WHITESPACE.search(api_key):
         return "The key contains spaces or line breaks; paste it again without them."
-    if _has_invisible(api_key) or not api_key.isascii():
+    if has_invisible(api_key) or not api_key.isascii():
         return "The key contains characters that cannot be part of an API key."
     if not provider.key_matches_format(api_key):
         if wrong := provider.wrong_kind(api_key):
@@ -94,7 +94,7 @@ def clean_input(
             errors[spec.name] = (
                 f"{spec.label} contains spaces or line breaks; enter it without them."
             )
-        elif _has_invisible(value):
+        elif has_invisible(value):
             errors[spec.name] = f"{spec.label} contains invisible or control characters."
         elif spec.kind == "url":
             try:

@@ -7,10 +7,11 @@ user; the service gathers the messages into one ``TokenInputError``.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
+
+from webapp.keys.inputs import has_invisible
 
 SCOPES: dict[str, str] = {
     "keys:read": "See which providers you have keys for and their status.",
@@ -24,7 +25,6 @@ RESOLVE_SCOPE = "keys:resolve"
 DEFAULT_SCOPES = ("keys:read",)
 MAX_NAME_LENGTH = 100
 MAX_ALLOWED_IPS = 32
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -36,8 +36,8 @@ def clean_name(raw: Any) -> tuple[str, str | None]:
         return "", "Give the token a name, for example the script or server that will use it."
     if len(name) > MAX_NAME_LENGTH:
         return "", f"The name is too long ({MAX_NAME_LENGTH} characters at most)."
-    if _CONTROL.search(name):
-        return "", "The name contains control characters."
+    if has_invisible(name):
+        return "", "The name contains control or invisible characters."
     return name, None
 
 
