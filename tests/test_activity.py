@@ -164,6 +164,9 @@ def test_the_api_pages_and_filters(app, alice):
         ("limit=0", "limit"),
         ("limit=201", "limit"),
         ("limit=ten", "limit"),
+        ("limit=1_0", "limit"),  # Python's way of writing 10, not a query's
+        ("limit=%D9%A5", "limit"),  # an Arabic-Indic five
+        ("limit=+5", "limit"),
         ("provider=nosuch", "provider"),
         ("action=nope", "action"),
         ("before=2026-01-01T00:00:00", "before"),

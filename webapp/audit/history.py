@@ -74,10 +74,8 @@ def parse_filter(
         before_id, before_time = _parse_before(before, problems)
     count = DEFAULT_LIMIT
     if limit not in (None, ""):
-        try:
-            count = int(limit)  # type: ignore[arg-type]
-        except ValueError:
-            count = 0
+        # ASCII digits only: int() would also take " 5", "1_0" and other scripts' digits.
+        count = limit if isinstance(limit, int) else (whole_number(limit, MAX_LIMIT) or 0)
         if not 1 <= count <= MAX_LIMIT:
             problems["limit"] = f"A whole number from 1 to {MAX_LIMIT}."
     if problems:
