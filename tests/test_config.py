@@ -260,3 +260,55 @@ def test_an_emptied_development_secret_file_is_a_clear_error(clean_env):
     (clean_env / "encryption_secret").write_text("\n")
     with pytest.raises(ConfigError, match="encryption_secret is empty: restore it from a backup"):
         create_app()
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("not a url", "DATABASE_URL is not a database URL"),
+        ("mysql://keyhold:hunter22@db/keyhold", "DATABASE_URL names 'mysql'"),
+        ("postgresql+psycopg2://keyhold:hunter22@db/keyhold", r"names 'postgresql\+psycopg2'"),
+    ],
+)
+def test_a_database_keyhold_cannot_use_stops_start_up(clean_env, monkeypatch, url, says):
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ConfigError, match=says) as refused:
+        create_app()
+    assert "hunter22" not in refused.value.message  # a URL's password stays out of logs
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["redis//127.0.0.1:6379", "reddis://127.0.0.1:6379", "memcached://127.0.0.1:11211", ""],
+)
+def test_a_rate_limit_store_that_cannot_be_opened_stops_start_up(clean_env, monkeypatch, uri):
+    # Flask-Limiter would fail every request on it, or serve with limits no other worker sees.
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", uri)
+    with pytest.raises(ConfigError, match="RATELIMIT_STORAGE_URI .* write it like redis://"):
+        create_app()
+
+
+def test_a_rate_limit_store_error_keeps_its_password_out(clean_env, monkeypatch):
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", "rediss//:hunter22@cache:6379")
+    with pytest.raises(ConfigError) as refused:
+        create_app()
+    assert "hunter22" not in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "api.openai.com/v1",  # no scheme: read as a path
+        "ftp://api.example.com/v1",
+        "https:///v1",
+        "https://api.example.com/v1?key=1",
+        "https://api.example.com/v1#top",
+        "https://user:secret@api.example.com/v1",
+        "https://api.example.com:99999/v1",
+    ],
+)
+def test_a_provider_base_url_that_is_not_one_stops_start_up(clean_env, monkeypatch, url):
+    monkeypatch.setenv("PROVIDER_OPENAI_BASE_URL", url)
+    with pytest.raises(ConfigError, match=r"Not a base URL: PROVIDER_OPENAI_BASE_URL\.") as refused:
+        create_app()
+    assert "secret" not in refused.value.message

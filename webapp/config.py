@@ -9,19 +9,24 @@ next machine: every session would end and every stored key become unreadable.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import click
 from flask import Flask
-from limits import parse_many
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from webapp.config_checks import (
+    ConfigError,
+    check_base_urls,
+    check_database_url,
+    check_limits,
+    check_numbers,
+    check_storage_uri,
+)
 from webapp.providers.catalog import Provider, all_providers
 
 log = logging.getLogger(__name__)
@@ -46,14 +51,6 @@ SECRETS = (
 
 MIN_SECRET_LENGTH = 32
 _GENERATE = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
-
-
-class ConfigError(click.ClickException):
-    """The configuration cannot be used; the message says what to set.
-
-    A ClickException, so that ``flask ...`` commands print the message and
-    exit instead of showing a traceback (wsgi.py does the same for gunicorn).
-    """
 
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -204,70 +201,6 @@ def warn_about_ignored_settings() -> None:
             )
 
 
-#: the settings that are rate limits ("10/minute;50/hour"); checked at start, because
-#: Flask-Limiter drops a limit it cannot parse and keeps serving without it
-LIMIT_SETTINGS = (
-    "RATELIMIT_DEFAULT",
-    "RATELIMIT_LOGIN_IP",
-    "RATELIMIT_LOGIN_ACCOUNT",
-    "RATELIMIT_REGISTER",
-    "RATELIMIT_KEY_WRITE",
-    "RATELIMIT_VALIDATE",
-    "RATELIMIT_SETUP",
-    "RATELIMIT_TOKEN",
-    "RATELIMIT_TOKEN_WRITE",
-    "RATELIMIT_TOKEN_FAILURES",
-)
-
-
-def _is_limit(value: Any) -> bool:
-    """Whether ``value`` reads as rate limits, as Flask-Limiter will read it."""
-    try:
-        return isinstance(value, str) and bool(parse_many(value))
-    except ValueError:
-        return False
-
-
-def _check_limits(config: Mapping[str, Any]) -> None:
-    wrong = [f"{name}={config[name]!r}" for name in LIMIT_SETTINGS if not _is_limit(config[name])]
-    if wrong:
-        raise ConfigError(
-            f"Not a rate limit: {', '.join(wrong)}. Write each like 10/minute or "
-            "10/minute;50/hour (per second, minute, hour or day)."
-        )
-
-
-#: number settings and the range each must lie in (inclusive): outside it they would fail
-#: every request (a NaN timeout), store rejected keys (a timeout of 0 judges nothing) or
-#: refuse every form (a body limit of 0)
-NUMBER_SETTINGS: dict[str, tuple[float, float]] = {
-    "DATABASE_CONNECT_TIMEOUT": (1, 300),
-    "VALIDATION_CONNECT_TIMEOUT": (0.1, 300),
-    "VALIDATION_TIMEOUT": (0.1, 300),
-    "VALIDATION_MAX_WORKERS": (1, 64),
-    "MAX_CONTENT_LENGTH": (4096, 64 * 1024 * 1024),
-    "TRUSTED_PROXIES": (0, 10),
-    "LOGIN_FAILURE_WINDOW": (1, 7 * 24 * 3600),
-    "LOGIN_FAILURE_WARN_AFTER": (1, 10_000),
-}
-
-
-def _in_range(value: Any, low: float, high: float) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return math.isfinite(value) and low <= value <= high
-
-
-def _check_numbers(config: Mapping[str, Any]) -> None:
-    wrong = [
-        f"{name}={config[name]!r} (from {low:g} to {high:g})"
-        for name, (low, high) in NUMBER_SETTINGS.items()
-        if not _in_range(config[name], low, high)
-    ]
-    if wrong:
-        raise ConfigError(f"Out of range: {', '.join(wrong)}.")
-
-
 def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     """Fill ``app.config`` from defaults, the environment and ``overrides``; no secrets yet."""
     app.config.from_mapping(defaults(app.instance_path))
@@ -277,8 +210,10 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     if env not in ENVIRONMENTS:
         # A typo ("prod") must not quietly run production as development.
         raise ConfigError(f"KEYHOLD_ENV is {env!r}; set it to one of: {', '.join(ENVIRONMENTS)}.")
-    _check_limits(app.config)
-    _check_numbers(app.config)
+    check_limits(app.config)
+    check_numbers(app.config)
+    check_base_urls(app.config)
+    check_storage_uri(app.config["RATELIMIT_STORAGE_URI"])
     log_format = str(app.config["LOG_FORMAT"]).strip().lower()
     if log_format not in ("text", "json"):
         raise ConfigError(f"LOG_FORMAT must be text or json, got {app.config['LOG_FORMAT']!r}.")
@@ -286,6 +221,7 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     uri = app.config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
         app.config["SQLALCHEMY_DATABASE_URI"]
     )
+    check_database_url(uri)
     # A database server may drop idle connections (restarts, failovers, idle timeouts):
     # test each one as the pool hands it out. A SQLite file cannot go away like that, so
     # it is spared the extra round trip on every request.
