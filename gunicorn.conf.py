@@ -20,9 +20,10 @@ import os
 import socket
 import sys
 
-bind = os.environ.get(
-    "GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-)
+_host = os.environ.get("HOST", "127.0.0.1").strip()
+if ":" in _host and not _host.startswith("["):
+    _host = f"[{_host}]"  # an IPv6 address: its colons are not the port's
+bind = os.environ.get("GUNICORN_BIND", f"{_host}:{os.environ.get('PORT', '8000')}")
 
 
 def _switch(name: str, default: bool) -> bool:
@@ -37,14 +38,15 @@ def _switch(name: str, default: bool) -> bool:
     sys.exit(f"Keyhold: {name} must be on or off (1/0, true/false, yes/no), got {raw!r}")
 
 
-def _whole(name: str, default: int) -> int:
-    """A count or a number of seconds; anything else stops gunicorn with a clear message."""
+def _whole(name: str, default: int, least: int = 0) -> int:
+    """A count or a number of seconds, at least ``least``; anything else stops gunicorn with
+    a clear message."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
-    if raw.isascii() and raw.isdigit() and len(raw) <= 9:
+    if raw.isascii() and raw.isdigit() and len(raw) <= 9 and int(raw) >= least:
         return int(raw)
-    sys.exit(f"Keyhold: {name} must be a whole number, got {raw!r}")
+    sys.exit(f"Keyhold: {name} must be a whole number of at least {least}, got {raw!r}")
 
 
 # Rate limits kept in memory (RATELIMIT_STORAGE_URI unset or memory://) are counted by each
@@ -53,7 +55,10 @@ def _whole(name: str, default: int) -> int:
 # threads serve requests concurrently), and refuses to start with more.
 _storage = os.environ.get("RATELIMIT_STORAGE_URI", "").strip().lower() or "memory://"
 _limits_per_process = _switch("RATELIMIT_ENABLED", True) and _storage.startswith("memory:")
-workers = _whole("WEB_CONCURRENCY", 1 if _limits_per_process else multiprocessing.cpu_count())
+# No worker (0) would leave gunicorn's master waiting forever with nothing serving.
+workers = _whole(
+    "WEB_CONCURRENCY", 1 if _limits_per_process else multiprocessing.cpu_count(), least=1
+)
 
 
 def _check_listening(server) -> None:
@@ -90,7 +95,7 @@ def on_starting(server) -> None:
 
 
 worker_class = "gthread"
-threads = _whole("GUNICORN_THREADS", 4)
+threads = _whole("GUNICORN_THREADS", 4, least=1)
 # The heartbeat: a worker whose main loop is silent this long is killed and replaced. With
 # threads it does not bound a request (key checks are bounded by VALIDATION_TIMEOUT).
 timeout = _whole("GUNICORN_TIMEOUT", 30)

@@ -41,14 +41,24 @@ def test_one_worker_per_core_only_with_a_shared_rate_limit_store():
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("WEB_CONCURRENCY", "auto", "WEB_CONCURRENCY must be a whole number, got 'auto'"),
-        ("GUNICORN_TIMEOUT", "30s", "GUNICORN_TIMEOUT must be a whole number, got '30s'"),
+        ("WEB_CONCURRENCY", "auto", "WEB_CONCURRENCY must be a whole number of at least 1, got"),
+        ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY must be a whole number of at least 1, got '0'"),
+        ("GUNICORN_THREADS", "0", "GUNICORN_THREADS must be a whole number of at least 1"),
+        ("GUNICORN_TIMEOUT", "30s", "GUNICORN_TIMEOUT must be a whole number of at least 0"),
         ("GUNICORN_REUSE_PORT", "maybe", "GUNICORN_REUSE_PORT must be on or off"),
     ],
 )
 def test_a_setting_gunicorn_cannot_read_stops_it_with_a_message(name, value, message):
     with pytest.raises(SystemExit, match=message):
         _conf(**{name: value})
+
+
+@pytest.mark.parametrize(
+    ("host", "bind"),
+    [("::1", "[::1]:8000"), ("[::1]", "[::1]:8000"), ("0.0.0.0", "0.0.0.0:8000")],
+)
+def test_an_ipv6_host_is_bound_as_one(host, bind):
+    assert _conf(HOST=host)["bind"] == bind
 
 
 @pytest.mark.parametrize(
