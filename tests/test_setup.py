@@ -275,6 +275,9 @@ def test_create_admin_command_prompts_for_the_password(app, monkeypatch):
         ("x@example.com", " " * 12, "not all blank"),
         ("x@example.com", "p" * 1025, "at most 1024"),
         ("admin@example.com", PASSWORD, "already exists"),
+        # Bytes that are not UTF-8 reach Python as lone surrogates: no password, no address.
+        ("x@example.com", "correct horse \udcff battery", "KEYHOLD_ADMIN_PASSWORD is not"),
+        ("x\udcff@example.com", PASSWORD, "email address"),
     ],
 )
 def test_create_admin_command_refuses_bad_input(app, monkeypatch, email, password, message):

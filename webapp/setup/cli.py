@@ -45,9 +45,15 @@ def create_admin_command(email: str) -> None:
     KEYHOLD_ADMIN_PASSWORD for scripted deployments. Creating the first admin
     finishes setup: the setup token stops working.
     """
+    from_env = bool(os.environ.get(PASSWORD_ENV))
     password = os.environ.get(PASSWORD_ENV) or click.prompt(
         "Password", hide_input=True, confirmation_prompt=True
     )
+    if any("\ud800" <= ch <= "\udfff" for ch in password):
+        # Bytes that are not UTF-8 (a terminal or a file in another encoding) arrive as lone
+        # surrogates: no password anyone could type into the sign-in form.
+        source = f"{PASSWORD_ENV} is" if from_env else "The password typed is"
+        raise click.ClickException(f"{source} not valid UTF-8 text; set it again in UTF-8.")
     try:
         user, finished = service.create_admin(email, password, info=_CLI)
     except service.AccountRefused as exc:
