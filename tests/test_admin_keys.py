@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from tests.conftest import AuthActions
 from tests.helpers import rows_of, store
 from webapp.audit.models import AuditEvent
 from webapp.auth.services import find_user
@@ -185,3 +186,16 @@ def test_global_key_plaintext_is_nowhere_after_saving(app, admin_client, emulato
 def test_admin_nav_link_only_for_admins(admin_client, user_client):
     assert "Global keys" in text(admin_client.get("/keys/"))
     assert "Global keys" not in text(user_client(USER).get("/keys/"))
+
+
+def test_refusals_of_one_admin_page_are_audited_once_a_run_and_each_logged(make_app, caplog):
+    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_DEFAULT="1000/minute")
+    alice = app.test_client()
+    AuthActions(alice).register(USER)
+    caplog.set_level(logging.WARNING)
+    assert {alice.get("/admin/keys").status_code for _ in range(5)} == {403}
+    assert alice.get("/admin/keys/openai").status_code == 403  # another page: on the record
+    targets = [event.details["target"] for event in events(app, "access.denied")]
+    assert targets == ["admin.keys", "admin.edit"]
+    logged = [r for r in caplog.records if getattr(r, "event", None) == "access.denied"]
+    assert len(logged) == 6

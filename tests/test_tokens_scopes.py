@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.conftest import ADMIN_EMAIL
+from tests.conftest import ADMIN_EMAIL, AuthActions
 from tests.token_helpers import ALICE, audit_rows, call, issue
 from webapp.tokens.policy import SCOPES
 from webapp.tokens.scopes import ENDPOINT_SCOPES, PUBLIC, SESSION_ONLY, required_scope
@@ -120,3 +120,16 @@ def test_the_insufficient_scope_answer_names_the_scope_needed(app, user_client):
 def test_an_unknown_api_path_still_checks_the_token(app):
     response = call(app.test_client(), "GET", "/api/no-such-thing", "khp_nope")
     assert response.status_code == 401
+
+
+def test_a_token_refused_again_and_again_leaves_one_audit_row_a_run(make_app):
+    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_TOKEN="1000/minute")
+    AuthActions(app.test_client()).register(ALICE)
+    _, token = issue(app, scopes=["keys:read"])
+    client = app.test_client()
+    for _ in range(5):
+        refused = call(client, "POST", "/api/api-keys/validate/openai", token, json={})
+        assert refused_by_token(refused) == "insufficient_scope"
+    call(client, "GET", "/api/audit", token)  # another endpoint it may not use
+    denials = audit_rows(app, "access.denied")
+    assert [d.details["endpoint"] for d in denials] == ["api.validate_key", "audit_api.list_events"]

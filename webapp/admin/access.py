@@ -1,4 +1,4 @@
-"""Who may use admin pages and endpoints: admins only, and every refusal is audited."""
+"""Who may use admin pages and endpoints: admins only, and refusals are audited."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from flask_login import current_user, login_required
 
 from webapp import monitoring
 from webapp.audit.service import RequestInfo, record
+from webapp.counters import first_refusal
 from webapp.extensions import db
 from webapp.keys.errors import KeyServiceError
 from webapp.web import request_info
@@ -28,14 +29,18 @@ def require_admin(user: Any, what: str, *, info: RequestInfo | None = None) -> N
     if getattr(user, "is_authenticated", False) and user.is_admin:
         return
     actor_id = user.id if getattr(user, "is_authenticated", False) else None
-    record(
-        "access.denied",
-        outcome="denied",
-        actor_id=actor_id,
-        info=info,
-        details={"reason": "admin_only", "target": what},
-    )
-    db.session.commit()
+    who = f"user:{actor_id}" if actor_id is not None else f"ip:{info and info.ip}"
+    # One row per person and page every AUDIT_EVERY: probing each admin page is on the record,
+    # reloading one a thousand times is not a thousand writes. Each refusal is logged.
+    if first_refusal("admin-only", f"{who}:{what}"):
+        record(
+            "access.denied",
+            outcome="denied",
+            actor_id=actor_id,
+            info=info,
+            details={"reason": "admin_only", "target": what},
+        )
+        db.session.commit()
     monitoring.access_denied(actor_id, info and info.ip, "admin_only", target=what)
     raise AdminOnly("Only an admin can do that.")
 

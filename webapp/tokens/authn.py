@@ -19,6 +19,7 @@ from sqlalchemy import update
 
 from webapp.audit.service import RequestInfo, record
 from webapp.auth.models import User
+from webapp.counters import first_refusal
 from webapp.db_types import utcnow
 from webapp.extensions import db
 from webapp.tokens import format as token_format
@@ -145,8 +146,13 @@ def record_scope_denial(
         "needed": needed,
         "endpoint": endpoint,
     }
-    record("access.denied", outcome="denied", actor_id=identity.user_id, info=info, details=details)
-    db.session.commit()
+    # One row per token and endpoint every AUDIT_EVERY (a script retrying in a loop is not a
+    # write per request); each refusal is logged.
+    if first_refusal("token-scope", f"{identity.id}:{endpoint}"):
+        record(
+            "access.denied", outcome="denied", actor_id=identity.user_id, info=info, details=details
+        )
+        db.session.commit()
     log.warning(
         "access token %s lacks %s for %s",
         identity.hint,

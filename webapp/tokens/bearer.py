@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Flask, Request, Response, current_app, g, make_response, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from limits import parse_many
-from limits.errors import StorageError
-from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter, RateLimiter
 
 from webapp.audit.service import RequestInfo
 from webapp.config import ConfigError
+from webapp.counters import counted, counter_key, limits_on
 from webapp.errors import error_response
 from webapp.extensions import csrf, limiter
 from webapp.ratelimit import AUDIT_EVERY, configured, refused, user_rate_key
@@ -32,7 +28,6 @@ from webapp.tokens import authn, policy, scopes
 from webapp.web import request_info
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 REALM = 'Bearer realm="keyhold"'
 INVALID_TOKEN = "The access token is missing, malformed, unknown, expired or revoked."
@@ -159,90 +154,25 @@ def _refusal(status: int, code: str, message: str, challenge: str = "") -> Respo
     return response
 
 
-def _limits_on() -> bool:
-    return bool(current_app.config.get("RATELIMIT_ENABLED") and limiter.enabled)
-
-
-def _key(scope: str, ident: str) -> tuple[str, ...]:
-    """The parts of a counter's key; under RATELIMIT_KEY_PREFIX like every other limit's, so
-    instances sharing one Redis database keep apart token budgets of the same id."""
-    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX")
-    return (prefix, scope, ident) if prefix else (scope, ident)
-
-
-class _Fallback:
-    """Where token budgets are counted while the shared store cannot be reached: in this
-    process alone, as Flask-Limiter does for every other limit (a worker whose first
-    requests carry tokens would otherwise fail them). After a failure the store is left
-    alone for ``RETRY`` seconds, so an outage does not cost every request a connect."""
-
-    RETRY = 30.0
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counter: RateLimiter | None = None
-        self._down_until = 0.0
-
-    def down(self) -> bool:
-        return time.monotonic() < self._down_until
-
-    def failed(self, problem: Exception) -> None:
-        with self._lock:
-            if not self.down():
-                log.warning(
-                    "rate-limit store unreachable (%s): token limits counting here alone for %g s",
-                    type(problem).__name__,
-                    self.RETRY,
-                )
-            self._down_until = time.monotonic() + self.RETRY
-
-    def counter(self) -> RateLimiter:
-        with self._lock:
-            if self._counter is None:  # its storage starts a thread: only when needed
-                self._counter = FixedWindowRateLimiter(MemoryStorage())
-            return self._counter
-
-
-_FALLBACK = "keyhold_token_limit_fallback"
-
-
-def _counted(count: Callable[[RateLimiter], T]) -> T:
-    """``count`` on the app's rate-limit store, or on this process's own while that store
-    cannot be reached. Token budgets count in fixed windows, as every other limit does."""
-    fallback = current_app.extensions.setdefault(_FALLBACK, _Fallback())
-    if not fallback.down():
-        storage = limiter.storage
-        try:
-            return count(FixedWindowRateLimiter(storage))
-        except (StorageError, *_storage_errors(storage)) as exc:
-            fallback.failed(exc)
-    return count(fallback.counter())
-
-
-def _storage_errors(storage: Any) -> tuple[type[Exception], ...]:
-    found = storage.base_exceptions
-    return found if isinstance(found, tuple) else (found,)
-
-
 def _hit(setting: str, scope: str, ident: str) -> bool:
     """Count one request against the limit; False when it is over."""
-    if not _limits_on():
+    if not limits_on():
         return True
-    key = _key(scope, ident)
+    key = counter_key(scope, ident)
     items = parse_many(current_app.config[setting])
-    return _counted(lambda counter: all([counter.hit(item, *key) for item in items]))
+    return counted(lambda counter: all([counter.hit(item, *key) for item in items]))
 
 
 def _too_many(setting: str, scope: str, ident: str) -> Response:
-    key = _key(scope, ident)
+    key = counter_key(scope, ident)
     items = parse_many(current_app.config[setting])
-    windows = _counted(lambda counter: [counter.get_window_stats(i, *key) for i in items])
+    windows = counted(lambda counter: [counter.get_window_stats(i, *key) for i in items])
     reset = time.time()
     for stats in windows:
         if stats.remaining <= 0:
             reset = max(reset, stats.reset_time)
     # Logged and audited as every other limit's refusals: a line each, a row a run.
-    first = lambda: _counted(lambda c: c.hit(AUDIT_EVERY, "ratelimit-audit", *key))  # noqa: E731
+    first = lambda: counted(lambda c: c.hit(AUDIT_EVERY, "ratelimit-audit", *key))  # noqa: E731
     # The token's owner, or nobody for a refused token: never whoever the cookies name.
     user_id = getattr(g.get("_login_user"), "id", None)
     refused(f"{scope}:{ident}", current_app.config[setting], scope, first, user_id=user_id)
