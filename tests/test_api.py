@@ -358,8 +358,9 @@ def test_validate_a_stored_key(app, alice, emulator):
     assert alice.post("/api/api-keys/validate/anthropic", json={}).get_json()["status"] == (
         "provider_error"
     )
-    missing = alice.post("/api/api-keys/validate/groq", json={})
+    missing = alice.post("/api/api-keys/validate/azure_openai", json={})
     assert missing.status_code == 404 and error_of(missing)["code"] == "key_not_found"
+    assert error_of(missing)["message"] == "You have no stored key for Azure OpenAI."
 
 
 def test_status_lists_every_provider_with_the_source_in_use(app, alice, admin_client, emulator):

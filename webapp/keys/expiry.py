@@ -20,6 +20,7 @@ from webapp.keys.errors import InvalidKeyInput, KeyNotFound
 from webapp.keys.models import UserAPIKey
 from webapp.keys.service import get_user_key_row
 from webapp.keys.statuses import KeyStatus, list_status
+from webapp.providers.catalog import provider_name
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,8 @@ def set_expiry(
         ).rowcount
         if not changed:
             raise KeyNotFound(
-                f"Your {provider_id} key was deleted or replaced meanwhile; nothing was changed."
+                f"Your {provider_name(provider_id)} key was deleted or replaced meanwhile; "
+                "nothing was changed."
             )
         record("key.expiry", actor_id=user_id, provider=provider_id, info=info, details=details)
 

@@ -27,7 +27,7 @@ from webapp.keys.models import GlobalAPIKey
 from webapp.keys.service import decrypt_global, put_key
 from webapp.keys.statuses import KeyStatus, status_of
 from webapp.keys.verdicts import apply_check, check_new_key, record_check, still_held
-from webapp.providers.catalog import all_providers
+from webapp.providers.catalog import all_providers, provider_name
 from webapp.providers.checks import app_checker
 from webapp.providers.classify import CheckResult
 
@@ -150,7 +150,7 @@ def _existing(provider_id: str) -> GlobalAPIKey:
     require_provider(provider_id)
     row = find_global(provider_id)
     if row is None:
-        raise KeyNotFound(f"There is no global key for {provider_id}.")
+        raise KeyNotFound(f"There is no global key for {provider_name(provider_id)}.")
     return row
 
 
@@ -169,8 +169,8 @@ def delete_global_key(
     ):
         if shown is not None and shown != fingerprint(row.key_hash):
             raise KeyReplaced(
-                f"The global {provider_id} key was replaced after the page was shown; nothing "
-                "was deleted. This is the key stored now."
+                f"The global {provider_name(provider_id)} key was replaced after the page was "
+                "shown; nothing was deleted. This is the key stored now."
             )
         db.session.delete(row)
         record(

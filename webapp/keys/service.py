@@ -30,6 +30,7 @@ from webapp.keys.errors import KeyNotFound, KeyReplaced, SignedOut
 from webapp.keys.inputs import clean_input, require_provider
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
 from webapp.keys.verdicts import apply_check, audit_details, check_new_key, record_check
+from webapp.providers.catalog import provider_name
 from webapp.providers.classify import CheckResult
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def get_user_key_row(user: User, provider_id: str) -> UserAPIKey:
     require_provider(provider_id)
     row = find_row(user.id, provider_id)
     if row is None:
-        raise KeyNotFound(f"You have no stored key for {provider_id}.")
+        raise KeyNotFound(f"You have no stored key for {provider_name(provider_id)}.")
     return row
 
 
@@ -190,8 +191,8 @@ def delete_key(
     ):
         if shown is not None and shown != fingerprint(row.key_hash):
             raise KeyReplaced(
-                f"Your {provider_id} key was replaced after the page was shown; nothing was "
-                "deleted. This is the key stored now."
+                f"Your {provider_name(provider_id)} key was replaced after the page was shown; "
+                "nothing was deleted. This is the key stored now."
             )
         # Only the key that was read and shown: one replaced meanwhile (in another tab) is
         # newer than this request, and one deleted meanwhile is already gone.
@@ -204,7 +205,8 @@ def delete_key(
         db.session.expunge(row)
         if not deleted:
             raise KeyNotFound(
-                f"Your {provider_id} key was deleted or replaced meanwhile; nothing was deleted."
+                f"Your {provider_name(provider_id)} key was deleted or replaced meanwhile; "
+                "nothing was deleted."
             )
         record("key.delete", actor_id=user_id, provider=provider_id, info=info, details=details)
     log.info(

@@ -697,5 +697,11 @@ def get_provider(provider_id: str) -> Provider | None:
     return PROVIDERS.get(provider_id)
 
 
+def provider_name(provider_id: str) -> str:
+    """What people call the provider ("Azure OpenAI"), for messages; the id if unknown."""
+    provider = PROVIDERS.get(provider_id)
+    return provider.name if provider is not None else provider_id
+
+
 def all_providers() -> tuple[Provider, ...]:
     return _ENTRIES

@@ -36,6 +36,7 @@ from webapp.providers.catalog import (
     VALID,
     Provider,
     get_provider,
+    provider_name,
 )
 from webapp.providers.checks import app_checker
 from webapp.providers.classify import CheckResult, no_answer
@@ -228,7 +229,7 @@ def summary_of_all(checked: AllChecked) -> tuple[str, str]:
     results = checked.results
     unreadable = ""
     if checked.unreadable:
-        names = ", ".join(_name(provider) for provider in checked.unreadable)
+        names = ", ".join(provider_name(provider) for provider in checked.unreadable)
         unreadable = (
             f"Could not decrypt (not checked): {names}. The operator has been notified; "
             "saving the key again will fix it."
@@ -243,11 +244,6 @@ def summary_of_all(checked: AllChecked) -> tuple[str, str]:
     parts = ", ".join(f"{n} {status_label(s).lower()}" for s, n in sorted(counts.items()))
     text = f"Checked {len(results)} key(s): {parts}."
     return ("warning", f"{text} {unreadable}") if unreadable else ("info", text)
-
-
-def _name(provider_id: str) -> str:
-    provider = get_provider(provider_id)
-    return provider.name if provider is not None else provider_id
 
 
 def saved_message(provider: Provider, row: UserAPIKey, created: bool) -> tuple[str, str]:
