@@ -171,3 +171,16 @@ def test_a_server_that_checks_no_keys_does_not_make_any_key_valid(make_app, emul
     html = page(validate(client, "custom"))
     assert "could not be checked" in html and "accepted your key" not in html
     assert row_of(app, "custom").status == "provider_error"
+
+
+def test_a_slow_server_that_checks_no_keys_is_not_taken_at_its_word(make_app, emulator):
+    # The made-up key's answer does not come in time: no clear refusal, so not "valid".
+    app = app_for(make_app, "custom", VALIDATION_TIMEOUT=2)
+    client = signed_in(app)
+    emulator.set_mode("custom", "open")
+    emulator.slow("custom", 1.3)
+    data = {"api_key": "anything-at-all-0000", **emulator.endpoint_config("custom")}
+    html = page(client.post("/keys/custom", data=data, follow_redirects=True))
+    assert "accepted it" not in html and "did not refuse a made-up one either" in html
+    row = row_of(app, "custom")
+    assert row.status == "provider_error" and row.is_valid is None

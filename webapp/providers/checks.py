@@ -140,21 +140,29 @@ class Checker:
     def _confirm_auth(
         self, provider: Provider, config: Mapping[str, str], accepted: CheckResult
     ) -> CheckResult:
-        """``accepted`` unless the server accepts a made-up key as well: then it checks no
-        keys, and whether this one works cannot be told from it."""
+        """``accepted`` if the server refuses a made-up key; otherwise (it accepts that too,
+        or gives no clear refusal: no answer in time, throttled, an error) whether this key
+        works cannot be told from it, and the check says so rather than "valid"."""
         control = "keyhold-control-" + secrets.token_urlsafe(24)
         outgoing = self._outgoing(provider, control, config, provider.check, provider.check.path)
         answer = self._send(outgoing)
         if isinstance(answer, NoAnswer):
-            # Nothing learnt about the server; the key's own answer stands.
+            probe = no_answer(answer)
+        else:
+            probe = classify(provider, answer, key=control, expect=provider.check.expect)
+        if probe.is_valid is False:  # refused as a bad key: the server checks keys
             return accepted
-        probe = classify(provider, answer, key=control, expect=provider.check.expect)
-        if probe.status != VALID:
-            return accepted
-        note = (
-            "The endpoint answered without checking keys: a made-up key was accepted too, "
-            "so whether this key works could not be told."
-        )
+        if probe.status == VALID:
+            note = (
+                "The endpoint answered without checking keys: a made-up key was accepted too, "
+                "so whether this key works could not be told."
+            )
+        else:
+            note = (
+                "The endpoint accepted the key, but did not refuse a made-up one either "
+                f"({probe.status.replace('_', ' ')}), so whether it checks keys at all "
+                "could not be told. Check again later."
+            )
         details = {**accepted.details, "auth_checked": False}
         elapsed = accepted.elapsed_ms + probe.elapsed_ms
         # Not judged, like an outage: a verdict the key had before stands.
