@@ -130,7 +130,12 @@ def provider_message(data: Any) -> str:
 # -- scrubbing ---------------------------------------------------------------
 
 
+# Compared without regard to case: a server may echo the key upper- or lower-cased, and a
+# host name taken from a URL is always lower case.
+
+
 def _key_fragment_in(token: str, key: str) -> bool:
+    token, key = token.casefold(), key.casefold()
     if len(key) < _FRAGMENT:
         return bool(key) and key in token
     return any(token[i : i + _FRAGMENT] in key for i in range(len(token) - _FRAGMENT + 1))
@@ -140,18 +145,19 @@ def _masked_form_of(token: str, key: str) -> bool:
     if "**" in token:
         return True  # OpenAI's "sk-proj-****abcd", DeepSeek's "****cd15", xAI's "ba***na"
     if "..." in token or "\u2026" in token:
-        pieces = [p for p in re.split(r"\.{2,}|\u2026|\*+", token) if len(p) >= 3]
+        key = key.casefold()
+        pieces = [p for p in re.split(r"\.{2,}|\u2026|\*+", token.casefold()) if len(p) >= 3]
         return any(key.startswith(p) or key.endswith(p.rstrip(".")) for p in pieces)
     return False
 
 
 def scrub(text: str, key: str) -> str:
-    """``text`` without the key, any run of it, or a masked form of it."""
+    """``text`` without the key, any run of it, or a masked form of it, in any case."""
     if not text:
         return ""
     if key:
         for form in {key, quote(key, safe="")}:
-            text = text.replace(form, REDACTED)
+            text = re.sub(re.escape(form), REDACTED, text, flags=re.IGNORECASE)
 
     def replace(match: re.Match[str]) -> str:
         token = match.group(0)
