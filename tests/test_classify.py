@@ -10,7 +10,7 @@ from tests.emulator import BOMB_SIZE, SPECS
 from tests.emulator_answers import openai_mask
 from tests.validation_helpers import app_for
 from webapp.providers.catalog import get_provider
-from webapp.providers.checks import app_checker
+from webapp.providers.checks import app_checker, deep_check_model
 from webapp.providers.classify import REDACTED, classify, scrub
 from webapp.providers.client import MAX_BODY_BYTES, Answer, Outgoing, ProviderHTTP
 
@@ -295,3 +295,23 @@ def test_a_check_that_failed_saw_no_credit(make_app, emulator, mode):
     assert result.quota_checked is False
     emulator.set_mode("deepseek", None)
     assert check(app, emulator, "deepseek", key).quota_checked is True
+
+
+@pytest.mark.parametrize(
+    ("provider", "listed", "chosen"),
+    [
+        # Listed in no fixed order beside models that share the name but do not chat.
+        ("openai", ["gpt-4o-mini-tts", "gpt-4o-mini-transcribe", "gpt-4o-mini"], "gpt-4o-mini"),
+        (
+            "openai",
+            ["gpt-4o-mini-realtime-preview", "gpt-4o-mini-2024-07-18"],
+            "gpt-4o-mini-2024-07-18",
+        ),
+        ("gemini", ["gemini-2.0-flash-live-001", "gemini-2.0-flash-001"], "gemini-2.0-flash-001"),
+        ("anthropic", ["claude-3-5-haiku-20241022"], "claude-3-5-haiku-20241022"),
+        ("openai", ["gpt-4o-mini-tts"], "gpt-4o-mini"),  # nothing better known: the first
+    ],
+)
+def test_the_deep_check_asks_the_chat_model_not_a_namesake(provider, listed, chosen):
+    deep = get_provider(provider).deep_check
+    assert deep_check_model(deep, listed) == chosen

@@ -39,12 +39,20 @@ def offers_deep_check(provider: Provider) -> bool:
     return provider.deep_check is not None and not provider.quota_visible
 
 
+#: a dated or numbered snapshot of a model: claude-3-5-haiku-20241022, gpt-4o-mini-2024-07-18,
+#: gemini-2.0-flash-001; not another model sharing its name (gpt-4o-mini-tts, -transcribe)
+_SNAPSHOT = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|\d{3}|latest)")
+
+
 def deep_check_model(deep: DeepCheck, known_models: Iterable[str]) -> str:
-    """The first preferred model the key is known to have, else the first preferred one."""
+    """The first preferred model the key is known to have (itself, else a snapshot of it),
+    else the first preferred one."""
     known = list(known_models)
     for wanted in deep.models:
+        if wanted in known:
+            return wanted
         for model in known:
-            if model == wanted or model.startswith(wanted + "-"):
+            if model.startswith(wanted) and _SNAPSHOT.fullmatch(model[len(wanted) :]):
                 return model
     return deep.models[0]
 
