@@ -345,6 +345,7 @@ FORM = "application/x-www-form-urlencoded"
         ({"json": {"provider": "groq"}}, 400, "invalid_body"),
         ({"data": "a=b", "content_type": FORM}, 415, "unsupported_media_type"),
         ({"json": {"padding": "x" * 70_000}}, 413, "payload_too_large"),
+        ({"json": {}, "query_string": {"provider": "openai"}}, 400, "invalid_query"),
     ],
 )
 def test_a_resolve_refused_for_its_body_is_audited(app, alice, body, status, code):

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user, login_required
 
-from webapp.api.body import fields, json_body, no_query_on_changes
+from webapp.api.body import fields, json_body, no_query_on_changes, only_query
 from webapp.api.errors import register as register_api_errors
 from webapp.api.payloads import iso
 from webapp.auth.models import User
@@ -24,7 +24,14 @@ from webapp.tokens.models import URL_ID, AccessToken
 from webapp.web import request_info
 
 bp = Blueprint("tokens_api", __name__, url_prefix="/api")
-bp.before_request(no_query_on_changes)
+
+
+@bp.before_request
+def _no_query_on_changes() -> None:
+    if request.endpoint != "tokens_api.resolve_key":  # checked in the view, to be audited
+        no_query_on_changes()
+
+
 register_api_errors(bp)
 
 
@@ -129,6 +136,7 @@ def resolve_key(provider: str):
     user, token, info = _user(), current_token(), request_info()
     # The body is read inside too: every call, even one refused for its body, is audited.
     with resolve.audited_call(user, token, provider, info=info):
+        only_query()
         fields(json_body())
         resolved = resolve.resolve_key(user, token, provider, info=info)
     return jsonify(
