@@ -86,6 +86,14 @@ def test_purge_refuses_an_unknown_email_and_the_last_admin(app, runner):
     assert audit_rows(app, "user.purge") == []
 
 
+@pytest.mark.parametrize("asked", [[], ["--yes"]])
+def test_an_email_typed_in_another_encoding_is_a_message_not_a_traceback(app, runner, asked):
+    # "renée@" from a Latin-1 terminal: a byte that is not UTF-8 reaches Python as a surrogate.
+    result = runner.invoke(args=["keys", "purge-user", "ren\udce9e@example.com", *asked])
+    assert result.exit_code == 2 and "not valid UTF-8 text" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_the_last_admin_stays_even_if_another_seemed_to_exist(app, runner, monkeypatch):
     # As when two purges run at once and each counts the other admin before either commits.
     monkeypatch.setattr("webapp.auth.purge._other_admins", lambda user: 1)

@@ -16,6 +16,21 @@ CLI = RequestInfo(ip=None, user_agent="flask command")
 
 keys_cli = AppGroup("keys", help="Manage stored API keys.")
 
+
+def not_utf8(value: str) -> bool:
+    """Whether ``value`` came from bytes that are not UTF-8 (a terminal, a file or the
+    environment in another encoding): Python hands those over as lone surrogates, which no
+    database, log or sign-in form can take."""
+    return any("\ud800" <= ch <= "\udfff" for ch in value)
+
+
+def utf8_argument(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A click callback refusing an argument that is not UTF-8 text."""
+    if isinstance(value, str) and not_utf8(value):
+        raise click.BadParameter("not valid UTF-8 text; type it again in UTF-8.")
+    return value
+
+
 #: rows read and committed at once: past this a batch only costs memory, and a number past
 #: the database's integers would fail inside the query
 MAX_BATCH = 100_000
@@ -110,7 +125,7 @@ def revalidate_command(hours: float | None, provider: str | None, batch_size: in
 
 
 @keys_cli.command("purge-user")
-@click.argument("email")
+@click.argument("email", callback=utf8_argument)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def purge_user_command(email: str, yes: bool) -> None:
     """Delete the account of EMAIL with all its keys and access tokens.

@@ -8,6 +8,7 @@ import click
 from flask.cli import with_appcontext
 
 from webapp.cli import CLI as _CLI
+from webapp.cli import not_utf8, utf8_argument
 from webapp.setup import service
 
 PASSWORD_ENV = "KEYHOLD_ADMIN_PASSWORD"
@@ -36,7 +37,7 @@ def setup_token_command(first_start: bool) -> None:
 
 
 @click.command("create-admin")
-@click.argument("email")
+@click.argument("email", callback=utf8_argument)
 @with_appcontext
 def create_admin_command(email: str) -> None:
     """Create an admin account for EMAIL.
@@ -49,7 +50,7 @@ def create_admin_command(email: str) -> None:
     password = os.environ.get(PASSWORD_ENV) or click.prompt(
         "Password", hide_input=True, confirmation_prompt=True
     )
-    if any("\ud800" <= ch <= "\udfff" for ch in password):
+    if not_utf8(password):
         # Bytes that are not UTF-8 (a terminal or a file in another encoding) arrive as lone
         # surrogates: no password anyone could type into the sign-in form.
         source = f"{PASSWORD_ENV} is" if from_env else "The password typed is"
