@@ -127,6 +127,14 @@ def test_a_wrong_token_is_refused_and_audited(fresh):
     assert [(e.outcome, e.details["reason"]) for e in denied] == [("denied", "setup_token")]
 
 
+def test_a_token_pasted_with_spaces_or_a_line_break_around_it_opens_setup(fresh):
+    client = fresh.test_client()
+    client.get("/setup")
+    assert enter_token(client, f"  {token_of(fresh)}\n").headers["Location"] == "/setup"
+    assert "Create the admin account" in text(client.get("/setup"))
+    assert actions(fresh, "access.denied") == []
+
+
 def test_setup_with_the_right_token_end_to_end(fresh, emulator):
     client = fresh.test_client()
     client.get("/setup")

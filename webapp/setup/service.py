@@ -177,6 +177,8 @@ def check_token(token: str | None, *, info: RequestInfo | None = None) -> str:
     if setup_finished():
         refuse_after_setup(info)
         raise SetupFinished("Setup is finished.")
+    if isinstance(token, str):
+        token = token.strip()  # pasted with the line break or spaces around it
     valid = isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_LENGTH
     if not valid or _row_for(hash_token(token)) is None:
         _refused(info, "setup_token")
