@@ -192,6 +192,12 @@ def test_revoking_from_the_page(app, alice):
     assert token_row(app, token_id).revoked_at is not None
     assert call(app.test_client(), "GET", "/api/api-keys/status", token).status_code == 401
     assert "Revoked" in html(alice.get("/tokens/"))
+    # Its page, open in another tab, says so and offers nothing; posting it changes nothing.
+    again = html(alice.get(f"/tokens/{token_id}/revoke"))
+    assert "This token was revoked" in again and "Revoke token</button>" not in again
+    posted = html(alice.post(f"/tokens/{token_id}/revoke", follow_redirects=True))
+    assert "was revoked." not in posted and "nothing left to do" in posted
+    assert len(audit_rows(app, "token.revoke")) == 1
 
 
 def test_pages_refuse_without_csrf_and_for_other_users(app, alice, user_client):

@@ -81,7 +81,8 @@ def rotate(token_id: int):
 def revoke(token_id: int):
     token = service.get_token(current_user, token_id)
     form = RevokeForm()
-    if form.validate_on_submit():
+    # Revoked already (in another tab): the page says so and offers nothing to do.
+    if token.revoked_at is None and form.validate_on_submit():
         service.revoke_token(current_user, token.id, info=request_info())
         flash(f"The token {token.name!r} ({token.token_hint}…) was revoked.", "success")
         return redirect(url_for(".index"))
