@@ -98,6 +98,11 @@ def test_unauthenticated_global_key_calls(client):
     body = {"provider": "groq", "api_key": fake_key("groq")}
     response = client.post("/api/api-keys/set-initial", json=body)
     assert response.status_code == 401 and error_of(response)["code"] == "unauthenticated"
+    # A script with no cookie (and so no CSRF token) is told the same, not "csrf_failed".
+    script = client.application.test_client().post(
+        "/api/api-keys/set-initial", json=body, csrf=False
+    )
+    assert script.status_code == 401 and error_of(script)["code"] == "unauthenticated"
     assert client.get("/api/api-keys/status-initial").get_json() == {"setup_complete": True}
 
 

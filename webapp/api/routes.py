@@ -176,9 +176,9 @@ def _global_key_actor() -> User | None:
     if token is not None:
         setup.check_token(token, info=request_info())
         return None
-    csrf.protect()  # from here on the session cookie is the credential
-    if not current_user.is_authenticated:
+    if not current_user.is_authenticated:  # no session at all: 401, as everywhere else
         abort(401)
+    csrf.protect()  # from here on the session cookie is the credential
     require_admin(current_user, "api.set_initial", info=request_info())
     return _user()
 
