@@ -101,6 +101,12 @@ LONG = "sk-" + "a" * 600
             "api_version",
             "wrong format",
         ),
+        (
+            "azure_openai",  # Arabic-Indic digits: digits, but not the ones Azure reads
+            {"endpoint": "https://contoso.openai.azure.com", "api_version": "٢٠٢٤-١٠-٢١"},
+            "api_version",
+            "wrong format",
+        ),
         ("custom", {"base_url": "https://localhost:8000/v1"}, "base_url", "private network"),
         ("custom", {"base_url": "https://127.0.0.1/v1"}, "base_url", "private network"),
         ("custom", {"base_url": "https://[::1]/v1"}, "base_url", "private network"),

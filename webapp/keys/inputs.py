@@ -101,7 +101,7 @@ def clean_input(
                 value = check_url(value, endpoint_policy())
             except EndpointError as exc:
                 errors[spec.name] = str(exc)
-        elif spec.pattern and not re.fullmatch(spec.pattern, value):
+        elif spec.pattern and not re.fullmatch(spec.pattern, value, re.ASCII):
             errors[spec.name] = f"{spec.label} has the wrong format ({spec.help})."
         config[spec.name] = value
     if errors:

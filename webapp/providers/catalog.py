@@ -158,7 +158,7 @@ _cache: dict[str, re.Pattern[str]] = {}
 
 def _compiled(pattern: str) -> re.Pattern[str]:
     if pattern not in _cache:
-        _cache[pattern] = re.compile(pattern)
+        _cache[pattern] = re.compile(pattern, re.ASCII)
     return _cache[pattern]
 
 
