@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -53,6 +54,14 @@ def test_the_document_is_valid_openapi_3_1(client):
     spec = document(client)
     assert spec["openapi"].startswith("3.1")
     validate(spec)  # raises on any violation of the OpenAPI 3.1 schema
+
+
+def test_the_document_names_the_one_answer_that_holds_a_key(client):
+    spec = document(client)
+    resolve = spec["paths"]["/api/keys/resolve/{provider}"]["post"]
+    schema = resolve["responses"]["200"]["content"]["application/json"]["schema"]
+    assert "api_key" in json.dumps(schema) or "ResolvedKey" in json.dumps(schema)
+    assert "except `POST /api/keys/resolve/{provider}`" in spec["info"]["description"]
 
 
 def _api_routes(app) -> dict[str, set[str]]:

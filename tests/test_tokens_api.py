@@ -116,11 +116,29 @@ def test_bad_requests_are_refused_with_the_field_named(app, alice, body, field):
 
 @pytest.mark.parametrize(
     "body",
-    [{"scopes": "keys:read"}, {"expires_in_days": "30"}, {"allowed_ips": "10.0.0.1"}, {"x": 1}],
+    [
+        {"scopes": "keys:read"},
+        {"expires_in_days": "30"},
+        {"expires_in_days": 30.5},
+        {"expires_in_days": True},
+        {"allowed_ips": "10.0.0.1"},
+        {"x": 1},
+    ],
 )
 def test_wrong_types_and_unknown_fields_are_a_400(app, alice, body):
     response = create(alice, **body)
     assert response.status_code == 400 and error_code(response) == "invalid_body"
+
+
+def test_a_whole_number_written_with_a_decimal_point_is_one(app, alice):
+    # JSON Schema's "integer", which the API document uses, takes 30.0: so does the API.
+    created = create(alice, expires_in_days=30.0)
+    assert created.status_code == 201
+    expires = parse_time(created.get_json()["access_token"]["expires_at"])
+    assert timedelta(days=29) < expires - utcnow() <= timedelta(days=30)
+    token_id = created.get_json()["access_token"]["id"]
+    rotated = alice.post(f"/api/tokens/{token_id}/rotate", json={"grace_hours": 2.0})
+    assert rotated.status_code == 201
 
 
 def test_a_host_address_with_a_prefix_gets_a_suggestion(app, alice):

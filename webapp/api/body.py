@@ -99,6 +99,8 @@ def fields(
                 problems[name] = "This field is required."
             continue
         value = body[name]
+        if kind is int and type(value) is float and value.is_integer():
+            value = body[name] = int(value)  # 30.0 is a whole number in JSON Schema too
         # bool is a subclass of int, and JSON null is not "absent": check exactly.
         if kind == NULLABLE_STR:
             if type(value) not in NULLABLE_STR:

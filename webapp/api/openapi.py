@@ -531,7 +531,9 @@ _DOCUMENT: dict[str, Any] = {
         "title": "Keyhold API",
         "version": "1",
         "description": "Store, check and remove your LLM provider API keys. Keys are write-only: "
-        'no response ever contains one. Errors are `{"error": {"code", "message", '
+        "no response contains one, except `POST /api/keys/resolve/{provider}`, which hands "
+        "a key to an access token with the `keys:resolve` scope (every call audited). "
+        'Errors are `{"error": {"code", "message", '
         '"fields"}}`. A method a path does not offer gets 405 with `Allow`.',
     },
     "servers": [{"url": "/"}],
