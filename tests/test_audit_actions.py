@@ -55,6 +55,14 @@ def _token(w: World) -> int:
     return response.get_json()["access_token"]["id"]
 
 
+def _kept_signed_in(w: World) -> None:
+    """Alice on a browser that "Keep me signed in" brought back (its session cookie gone)."""
+    kept = w.app.test_client()
+    AuthActions(kept).login(ALICE, remember="y")
+    kept.delete_cookie("session")
+    w.kept = kept  # type: ignore[attr-defined]
+
+
 # (name, what to do first, the action, [(action, actor, subject, outcome)]); actors and
 # subjects are emails (None: nobody), BOB is filled in once he exists.
 CASES: list[tuple[str, Callable | None, Callable, list[tuple]]] = [
@@ -77,6 +85,18 @@ CASES: list[tuple[str, Callable | None, Callable, list[tuple]]] = [
         [("auth.login", None, ALICE, "denied")],
     ),
     ("logout", None, lambda w: w.alice.post("/auth/logout"), [("auth.logout", ALICE, ALICE, "ok")]),
+    (
+        "password confirmed",
+        _kept_signed_in,
+        lambda w: w.kept.post("/auth/confirm", data={"password": PASSWORD}),
+        [("auth.confirm", ALICE, ALICE, "ok")],
+    ),
+    (
+        "password confirmation refused",
+        _kept_signed_in,
+        lambda w: w.kept.post("/auth/confirm", data={"password": "wrong " + PASSWORD}),
+        [("auth.confirm", ALICE, ALICE, "denied")],
+    ),
     (
         "password change",
         None,

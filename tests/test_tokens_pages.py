@@ -272,3 +272,33 @@ def test_a_token_created_after_the_password_page_was_shown_is_revoked_with_the_c
     response = change_password(owner, revoke_tokens="y")  # as the page sends it
     assert "1 access token was revoked." in html(response)
     assert call(app.test_client(), "GET", "/api/api-keys/status", token).status_code == 401
+
+
+def test_a_browser_kept_signed_in_confirms_its_password_before_creating_tokens(app):
+    # A stolen remember-me cookie alone must not become a token that reads keys.
+    browser = app.test_client()
+    AuthActions(browser).register(ALICE)
+    token_id, _ = issue(app)
+    browser.post("/auth/logout")
+    AuthActions(browser).login(ALICE, remember="y")
+    browser.delete_cookie("session")  # the browser restarted: "Keep me signed in" brings it back
+    page = html(browser.get("/tokens/"))
+    assert "confirm your password</a> to create a token" in page and "Create token" not in page
+    asked = browser.post("/tokens/", data={"name": "x", "scopes": "keys:read", "expires_in": "90"})
+    assert asked.status_code == 302
+    assert asked.headers["Location"] == "/auth/confirm?next=/tokens/"
+    rotate = html(browser.get(f"/tokens/{token_id}/rotate"))
+    assert "confirm your password</a> to rotate" in rotate and "Rotate token</button>" not in rotate
+    assert browser.post(f"/tokens/{token_id}/rotate", data={"grace_hours": "0"}).status_code == 302
+    refused = browser.post("/api/tokens", json={"name": "x"})
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["code"] == "password_confirmation_required"
+    assert len(audit_rows(app, "token.create")) == 1 and len(audit_rows(app, "token.rotate")) == 0
+    # The password, once more: wrong, then right; and the page does what it was asked.
+    wrong = browser.post("/auth/confirm?next=/tokens/", data={"password": "wrong " + PASSWORD})
+    assert wrong.status_code == 400 and "That is not your password." in html(wrong)
+    right = browser.post("/auth/confirm?next=/tokens/", data={"password": PASSWORD})
+    assert right.status_code == 302 and right.headers["Location"] == "/tokens/"
+    assert "Create token" in html(browser.get("/tokens/"))
+    assert browser.post("/api/tokens", json={"name": "x"}).status_code == 201
+    assert [e.outcome for e in audit_rows(app, "auth.confirm")] == ["denied", "ok"]

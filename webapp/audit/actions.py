@@ -14,6 +14,7 @@ ACTIONS: dict[str, str] = {
     "auth.login": "Sign-in",
     "auth.logout": "Sign-out",
     "auth.password_change": "Password change",
+    "auth.confirm": "Password confirmed",
     "key.set": "Key added",
     "key.replace": "Key replaced",
     "key.delete": "Key deleted",

@@ -61,14 +61,23 @@ class LoginForm(PageForm):
     remember = BooleanField("Keep me signed in")
 
 
-class PasswordChangeForm(PageForm):
-    current = PasswordField(
-        "Current password",
+def _own_password(label: str, which: str) -> PasswordField:
+    """The password the user has now, asked again ("your" or "your current")."""
+    return PasswordField(
+        label,
         validators=[
-            DataRequired("Enter your current password."),
-            Length(max=MAX_PASSWORD_LENGTH, message="That is not your current password."),
+            DataRequired(f"Enter {which} password."),
+            Length(max=MAX_PASSWORD_LENGTH, message=f"That is not {which} password."),
         ],
     )
+
+
+class ConfirmPasswordForm(PageForm):
+    password = _own_password("Your password", "your")
+
+
+class PasswordChangeForm(PageForm):
+    current = _own_password("Current password", "your current")
     password = RegisterForm.password
     confirm = RegisterForm.confirm
     # Ticked unless the user unticks it: a new password is most often a response to a

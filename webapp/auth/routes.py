@@ -11,10 +11,16 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user, login_required, logout_user
+from flask_login import confirm_login, current_user, login_fresh, login_required, logout_user
 
 from webapp.auth import services
-from webapp.auth.forms import LoginForm, PasswordChangeForm, RegisterForm, normalise_email
+from webapp.auth.forms import (
+    ConfirmPasswordForm,
+    LoginForm,
+    PasswordChangeForm,
+    RegisterForm,
+    normalise_email,
+)
 from webapp.extensions import limiter
 from webapp.ratelimit import account_rate_key, configured, ip_rate_key, user_rate_key
 from webapp.tokens import service as tokens
@@ -78,6 +84,27 @@ def logout():
     logout_user()
     flash("You have been logged out.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/confirm", methods=["GET", "POST"])
+@login_required
+# A guessing oracle for whoever holds a stolen remember-me cookie: limited as sign-in is.
+@limiter.limit(configured("RATELIMIT_LOGIN_ACCOUNT"), methods=["POST"], key_func=user_rate_key)
+@no_store
+def confirm():
+    """Confirm the password of a session "Keep me signed in" brought back (not fresh),
+    before what a stolen cookie must not do alone: creating access tokens."""
+    target = safe_next(request.args.get("next"), url_for("keys.dashboard"))
+    if login_fresh():
+        return redirect(target)
+    form = ConfirmPasswordForm()
+    if form.validate_on_submit():
+        user = current_user._get_current_object()
+        if services.confirm_password(user, form.password.data, info=request_info()):
+            confirm_login()
+            return redirect(target)
+        form.password.errors.append("That is not your password.")
+    return render_template("auth/confirm.html", form=form), form_status(form)
 
 
 @bp.route("/password", methods=["GET", "POST"])

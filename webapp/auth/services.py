@@ -75,6 +75,27 @@ def authenticate(email: str, password: str, *, info: RequestInfo | None = None) 
     return user
 
 
+def confirm_password(user: User, password: str, *, info: RequestInfo | None = None) -> bool:
+    """Whether ``password`` is ``user``'s, asked of a session that "Keep me signed in" brought
+    back before it may create access tokens; each answer is on the record."""
+    if not user.check_password(password):
+        details = {"reason": "bad_password"}
+        record("auth.confirm", outcome="denied", actor_id=user.id, info=info, details=details)
+        db.session.commit()
+        monitoring.security_event(
+            "auth.confirm_failed",
+            f"password confirmation failed for user {user.id}",
+            level=logging.WARNING,
+            user_id=user.id,
+            ip=info.ip if info else None,
+            reason="bad_password",
+        )
+        return False
+    with audited("auth.confirm", actor_id=user.id, info=info):
+        record("auth.confirm", actor_id=user.id, info=info)
+    return True
+
+
 def session_lifetime() -> timedelta:
     """How long a login session lasts at most: as long as a remember-me cookie."""
     duration = current_app.config.get("REMEMBER_COOKIE_DURATION", COOKIE_DURATION)

@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from flask_login import current_user, login_required
+from flask_login import current_user, login_fresh, login_required
 
 from webapp.api.body import fields, json_body, no_query_on_changes, only_query
+from webapp.api.errors import ApiError
 from webapp.api.errors import register as register_api_errors
 from webapp.api.payloads import iso
 from webapp.auth.models import User
@@ -59,6 +60,19 @@ def token_payload(row: AccessToken) -> dict[str, Any]:
     }
 
 
+def _fresh_session() -> None:
+    """Only a session whose password was given (at sign-in, or confirmed at /auth/confirm
+    since "Keep me signed in" brought it back) creates tokens: a stolen cookie alone must
+    not turn into a credential of its own."""
+    if not login_fresh():
+        raise ApiError(
+            403,
+            "password_confirmation_required",
+            "Confirm your password at /auth/confirm first: this session was restored by "
+            '"Keep me signed in".',
+        )
+
+
 def _issued(issued: service.IssuedToken, status: int = 201, **extra: Any):
     return jsonify(token=issued.token, access_token=token_payload(issued.row), **extra), status
 
@@ -100,6 +114,7 @@ def _requested_spec(data: dict) -> service.TokenSpec:
 @login_required
 @write_limit
 def create_token():
+    _fresh_session()
     data = fields(
         json_body(),
         required={"name": str},
@@ -113,6 +128,7 @@ def create_token():
 @login_required
 @write_limit
 def rotate_token(token_id: int):
+    _fresh_session()
     data = fields(json_body(), optional={"grace_hours": int})
     grace, problem = policy.clean_grace(data.get("grace_hours"), current_app.config)
     if problem:

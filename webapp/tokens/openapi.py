@@ -124,6 +124,10 @@ SCHEMAS: dict[str, Any] = {
 }
 
 _ERRORS = (400, 401, 413, 415, 429, 503)
+_CONFIRM = (
+    '403 `password_confirmation_required` for a session that "Keep me signed in" brought '
+    "back until its password is confirmed at `/auth/confirm`."
+)
 PATHS: dict[str, Any] = {
     "/api/tokens": {
         "get": operation(
@@ -136,12 +140,12 @@ PATHS: dict[str, Any] = {
         "post": operation(
             "Create an access token",
             {"201": ok("The new token, shown this once", ref("IssuedToken"))},
-            errors=(*_ERRORS, 409, 422),
+            errors=(*_ERRORS, 403, 409, 422),
             security=SESSION_CSRF,
             body=ref("TokenRequest"),
             examples={"read_only": {"name": "nightly report", "scopes": ["keys:read"]}},
             description="A signed-in browser only: an access token cannot create tokens. "
-            "409 `too_many_tokens` when you have as many working tokens as allowed.",
+            "409 `too_many_tokens` when you have as many working tokens as allowed. " + _CONFIRM,
             tag="tokens",
         ),
     },
@@ -149,7 +153,7 @@ PATHS: dict[str, Any] = {
         "post": operation(
             "Rotate an access token",
             {"201": ok("The successor, shown this once, and the old token", ref("RotatedToken"))},
-            errors=(*_ERRORS, 404, 409, 422),
+            errors=(*_ERRORS, 403, 404, 409, 422),
             security=SESSION_CSRF,
             parameters=[TOKEN_ID],
             body=_object(
@@ -166,7 +170,7 @@ PATHS: dict[str, Any] = {
             description="A new token with the same name, scopes, lifetime and allowed "
             "addresses. Only an active token can be rotated: 409 `token_inactive` for one "
             "that has expired, was revoked or was already rotated (`message` says which). "
-            "The token it replaced, if still in its grace period, stops now.",
+            "The token it replaced, if still in its grace period, stops now. " + _CONFIRM,
             tag="tokens",
         )
     },

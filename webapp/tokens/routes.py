@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user, login_fresh, login_required
 
 from webapp.db_types import utcnow
 from webapp.tokens import policy, service
@@ -13,6 +13,13 @@ from webapp.tokens.models import URL_ID
 from webapp.web import form_status, no_store, request_info
 
 bp = Blueprint("tokens", __name__, url_prefix="/tokens")
+
+
+def _confirm_first():
+    """A session "Keep me signed in" brought back confirms its password before it creates
+    a token: a stolen cookie alone must not turn into a credential of its own."""
+    flash("Confirm your password to create or rotate access tokens.", "info")
+    return redirect(url_for("auth.confirm", next=request.path))
 
 
 def _issued_page(issued: service.IssuedToken, replaced=None):
@@ -25,6 +32,8 @@ def _issued_page(issued: service.IssuedToken, replaced=None):
 @write_limit
 @no_store
 def index():
+    if request.method == "POST" and not login_fresh():
+        return _confirm_first()
     form = TokenForm().configure(current_app.config)
     if form.validate_on_submit():
         try:
@@ -39,7 +48,9 @@ def index():
         else:
             return _issued_page(issued)
     tokens = service.list_tokens(current_user)
-    page = render_template("tokens/index.html", form=form, tokens=tokens, now=utcnow())
+    page = render_template(
+        "tokens/index.html", form=form, tokens=tokens, now=utcnow(), fresh=login_fresh()
+    )
     return page, form_status(form)
 
 
@@ -48,6 +59,8 @@ def index():
 @write_limit
 @no_store
 def rotate(token_id: int):
+    if request.method == "POST" and not login_fresh():
+        return _confirm_first()
     token = service.get_token(current_user, token_id)
     form = RotateForm().configure(current_app.config)
     refusal = service.rotation_refusal(token)
@@ -71,6 +84,7 @@ def rotate(token_id: int):
         refusal=refusal,
         predecessor=service.predecessor_in_grace(token),
         now=utcnow(),
+        fresh=login_fresh(),
     )
     return page, 409 if refusal and request.method == "POST" else form_status(form)
 
