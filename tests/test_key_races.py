@@ -169,3 +169,14 @@ def test_the_global_key_confirmation_deletes_only_the_key_it_showed(app, admin_c
         assert db.session.scalar(db.select(GlobalAPIKey).filter_by(provider="groq")) is not None
     fresh = _shown(response.get_data(as_text=True))
     assert admin_client.post("/admin/keys/groq/delete", data={"shown": fresh}).status_code == 302
+
+
+def test_switching_the_fallback_of_a_global_key_deleted_meanwhile(app, admin_client, emulator):
+    admin_client.post("/admin/keys/groq", data={"api_key": emulator.valid_key("groq")})
+    deleted = other_tab(app, "DELETE FROM global_api_keys")
+    with just_before(app, "UPDATE GLOBAL_API_KEYS", deleted):
+        response = admin_client.post("/admin/keys/groq/fallback", data={"enabled": "off"})
+    assert response.status_code == 404
+    assert "The global Groq key was deleted meanwhile" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(db.select(GlobalAPIKey)) is None

@@ -180,19 +180,36 @@ def delete_global_key(
 
 def set_fallback(
     provider_id: str, enabled: bool, *, actor: User, info: RequestInfo | None = None
-) -> GlobalAPIKey:
+) -> None:
     """Allow or stop users' fallback to the global key for one provider."""
     row = _existing(provider_id)
-    with audited("global_key.fallback", actor_id=actor.id, provider=provider_id, info=info):
-        row.fallback_enabled = enabled
+    details = _details(row, enabled=enabled)
+    with audited(
+        "global_key.fallback",
+        refusals=(KeyNotFound,),
+        actor_id=actor.id,
+        provider=provider_id,
+        info=info,
+    ):
+        # Conditional: a key another admin deleted meanwhile is not found, not a 500.
+        switched = db.session.execute(
+            db.update(GlobalAPIKey)
+            .where(GlobalAPIKey.provider == provider_id)
+            .values(fallback_enabled=enabled),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        if not switched:
+            raise KeyNotFound(
+                f"The global {provider_name(provider_id)} key was deleted meanwhile; "
+                "nothing was changed."
+            )
         record(
             "global_key.fallback",
             actor_id=actor.id,
             provider=provider_id,
             info=info,
-            details=_details(row, enabled=enabled),
+            details=details,
         )
-    return row
 
 
 def validate_global_key(
