@@ -180,3 +180,16 @@ def test_switching_the_fallback_of_a_global_key_deleted_meanwhile(app, admin_cli
     assert "The global Groq key was deleted meanwhile" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(db.select(GlobalAPIKey)) is None
+
+
+def test_a_global_key_replaced_during_its_delete_is_kept(app, admin_client, emulator):
+    admin_client.post("/admin/keys/groq", data={"api_key": emulator.valid_key("groq")})
+    shown = _shown(admin_client.get("/admin/keys/groq/delete").get_data(as_text=True))
+    replace = other_tab(app, "UPDATE global_api_keys SET key_hash = 'replaced-meanwhile'")
+    with just_before(app, "DELETE FROM GLOBAL_API_KEYS", replace):
+        response = admin_client.post("/admin/keys/groq/delete", data={"shown": shown})
+    assert response.status_code == 404
+    assert "deleted or replaced meanwhile" in response.get_data(as_text=True)
+    with app.app_context():
+        row = db.session.scalar(db.select(GlobalAPIKey).filter_by(provider="groq"))
+        assert row is not None and row.key_hash == "replaced-meanwhile"

@@ -162,7 +162,7 @@ def delete_global_key(
     details = _details(row)
     with audited(
         "global_key.delete",
-        refusals=(KeyReplaced,),
+        refusals=(KeyReplaced, KeyNotFound),
         actor_id=actor.id,
         provider=provider_id,
         info=info,
@@ -172,7 +172,20 @@ def delete_global_key(
                 f"The global {provider_name(provider_id)} key was replaced after the page was "
                 "shown; nothing was deleted. This is the key stored now."
             )
-        db.session.delete(row)
+        # Only the key that was read: one another admin replaced meanwhile is newer than
+        # this request, and one deleted meanwhile is already gone.
+        deleted = db.session.execute(
+            db.delete(GlobalAPIKey).where(
+                GlobalAPIKey.id == row.id, GlobalAPIKey.key_hash == row.key_hash
+            ),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        db.session.expunge(row)
+        if not deleted:
+            raise KeyNotFound(
+                f"The global {provider_name(provider_id)} key was deleted or replaced "
+                "meanwhile; nothing was deleted."
+            )
         record(
             "global_key.delete", actor_id=actor.id, provider=provider_id, info=info, details=details
         )
