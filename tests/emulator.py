@@ -93,6 +93,7 @@ MODES = (
     "echo",  # a careless gateway: the key, unmasked, in its error message
     "echo_models",  # ...or in the "model ids" of a successful answer
     "open",  # a server that asks for no key (a local model server): any key is listed models
+    "forbid_others",  # a gateway refusing unknown keys with 403 {"message": "Forbidden"}
     "trickle",  # the status line and headers one byte per ``interval`` seconds, never ending
     "blocked",  # refused before the key is looked at (region, edge or network block)
     "nested",  # a hostile server: a 200 of JSON nested deeper than any parser recurses
@@ -322,6 +323,8 @@ class Emulator:
             return Reply(200, model_list("gpt-4o-mini", key, f"ft:{key}:tuned"))
         if mode == "open" and route == "check":
             return answers["valid"](key)
+        if mode == "forbid_others" and state is None:
+            return Reply(403, {"message": "Forbidden"})  # as AWS API Gateway answers
         if mode == "echo":
             return Reply(
                 401,

@@ -184,3 +184,14 @@ def test_a_slow_server_that_checks_no_keys_is_not_taken_at_its_word(make_app, em
     assert "accepted it" not in html and "did not refuse a made-up one either" in html
     row = row_of(app, "custom")
     assert row.status == "provider_error" and row.is_valid is None
+
+
+def test_a_gateway_that_refuses_other_keys_with_403_has_its_keys_judged(make_app, emulator):
+    app = app_for(make_app, "custom")
+    client = signed_in(app)
+    emulator.set_mode("custom", "forbid_others")
+    data = {"api_key": emulator.valid_key("custom"), **emulator.endpoint_config("custom")}
+    html = page(client.post("/keys/custom", data=data, follow_redirects=True))
+    assert "accepted it" in html
+    assert row_of(app, "custom").status == "valid"
+    assert len(split_controls(emulator.received("custom"))[1]) == 1

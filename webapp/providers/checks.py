@@ -158,7 +158,8 @@ class Checker:
             probe = no_answer(answer)
         else:
             probe = classify(provider, answer, key=control, expect=provider.check.expect)
-        if probe.is_valid is False:  # refused as a bad key: the server checks keys
+        if probe.key_judged and probe.status in (INVALID, FORBIDDEN):
+            # Refused (401, or a gateway's 403) while this key was let in: keys are checked.
             return accepted
         if probe.status == VALID:
             note = (
