@@ -291,6 +291,24 @@ def test_password_checks_are_limited_for_a_signed_in_session(limited):
     assert client.post("/auth/password", data=data).status_code == 429
 
 
+def test_one_budget_of_wrong_passwords_wherever_they_are_tried(limited):
+    # A stolen remember-me cookie: confirming, changing the password and signing in all try
+    # passwords against the same account, so they spend one budget, not one each.
+    app = limited(RATELIMIT_LOGIN_ACCOUNT="3/minute")
+    thief = app.test_client()
+    AuthActions(thief).register()
+    thief.post("/auth/logout")
+    AuthActions(thief).login(remember="y")
+    thief.delete_cookie("session")
+    assert thief.post("/auth/confirm", data={"password": "guess number one"}).status_code == 400
+    data = {"current": "guess number two", "password": PASSWORD, "confirm": PASSWORD}
+    assert thief.post("/auth/password", data=data).status_code == 400
+    guess = AuthActions(app.test_client()).login(password="guess number three")
+    assert guess.status_code == 400
+    assert thief.post("/auth/confirm", data={"password": PASSWORD}).status_code == 429
+    assert AuthActions(app.test_client()).login().status_code == 429
+
+
 def test_limits_are_off_when_disabled(make_app):
     app = make_app()
     client = app.test_client()

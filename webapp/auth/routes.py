@@ -22,15 +22,32 @@ from webapp.auth.forms import (
     normalise_email,
 )
 from webapp.extensions import limiter
-from webapp.ratelimit import account_rate_key, configured, ip_rate_key, user_rate_key
+from webapp.ratelimit import account_rate_key, configured, ip_rate_key
 from webapp.tokens import service as tokens
 from webapp.web import form_status, no_store, remembered, request_info, safe_next, sign_in
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 
-def _login_account_key() -> str:
+def _password_account_key() -> str:
+    """The account a password is tried against: the one signed in (confirming or changing
+    its password), else the one the sign-in form names."""
+    if current_user.is_authenticated:
+        return account_rate_key(current_user.email)
     return account_rate_key(normalise_email(request.form.get("email", "")))
+
+
+#: Wrong passwords tried against one account, wherever they are tried (signing in, confirming
+#: a kept session, changing the password): one budget, or whoever holds a stolen remember-me
+#: cookie would get a fresh one at each form. Only failures count: a stranger's guesses must
+#: not stop the owner's own sign-ins on other devices from counting against the same budget.
+password_guesses = limiter.shared_limit(
+    configured("RATELIMIT_LOGIN_ACCOUNT"),
+    scope="password-guess",
+    key_func=_password_account_key,
+    methods=["POST"],
+    deduct_when=lambda response: response.status_code != 302,
+)
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -53,14 +70,7 @@ def register():
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(configured("RATELIMIT_LOGIN_IP"), methods=["POST"], key_func=ip_rate_key)
-# Per account, only failures count: a stranger's guesses must not stop the owner's own
-# sign-ins on other devices from counting against the same budget.
-@limiter.limit(
-    configured("RATELIMIT_LOGIN_ACCOUNT"),
-    methods=["POST"],
-    key_func=_login_account_key,
-    deduct_when=lambda response: response.status_code != 302,
-)
+@password_guesses
 def login():
     if current_user.is_authenticated:  # signed in already (another tab): on to where it was going
         return redirect(safe_next(request.args.get("next"), url_for("keys.dashboard")))
@@ -88,8 +98,7 @@ def logout():
 
 @bp.route("/confirm", methods=["GET", "POST"])
 @login_required
-# A guessing oracle for whoever holds a stolen remember-me cookie: limited as sign-in is.
-@limiter.limit(configured("RATELIMIT_LOGIN_ACCOUNT"), methods=["POST"], key_func=user_rate_key)
+@password_guesses  # a guessing oracle for whoever holds a stolen remember-me cookie
 @no_store
 def confirm():
     """Confirm the password of a session "Keep me signed in" brought back (not fresh),
@@ -109,8 +118,7 @@ def confirm():
 
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
-# Checking the current password is a guessing oracle for whoever holds a stolen session.
-@limiter.limit(configured("RATELIMIT_LOGIN_ACCOUNT"), methods=["POST"], key_func=user_rate_key)
+@password_guesses  # checking the current password is a guessing oracle for a stolen session
 @no_store
 def change_password():
     form = PasswordChangeForm()
