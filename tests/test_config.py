@@ -279,13 +279,27 @@ def test_a_database_keyhold_cannot_use_stops_start_up(clean_env, monkeypatch, ur
 
 @pytest.mark.parametrize(
     "uri",
-    ["redis//127.0.0.1:6379", "reddis://127.0.0.1:6379", "memcached://127.0.0.1:11211", ""],
+    [
+        "redis//127.0.0.1:6379",
+        "reddis://127.0.0.1:6379",
+        "memcached://127.0.0.1:11211",
+        "",
+        "redis://:secret@[::1/0",  # a bracket that does not close
+        "redis+sentinel://127.0.0.1:26379",  # no service name, here or in the options
+    ],
 )
 def test_a_rate_limit_store_that_cannot_be_opened_stops_start_up(clean_env, monkeypatch, uri):
     # Flask-Limiter would fail every request on it, or serve with limits no other worker sees.
     monkeypatch.setenv("RATELIMIT_STORAGE_URI", uri)
     with pytest.raises(ConfigError, match="RATELIMIT_STORAGE_URI .* write it like redis://"):
         create_app()
+
+
+def test_a_store_completed_by_its_storage_options_is_accepted(clean_env, monkeypatch):
+    # As Flask-Limiter opens it: the URI with RATELIMIT_STORAGE_OPTIONS.
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", "redis+sentinel://127.0.0.1:26379")
+    app = create_app({"RATELIMIT_STORAGE_OPTIONS": {"service_name": "mymaster"}})
+    assert app.config["RATELIMIT_STORAGE_URI"] == "redis+sentinel://127.0.0.1:26379"
 
 
 def test_a_rate_limit_store_error_keeps_its_password_out(clean_env, monkeypatch):

@@ -213,7 +213,9 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     check_limits(app.config)
     check_numbers(app.config)
     check_base_urls(app.config)
-    check_storage_uri(app.config["RATELIMIT_STORAGE_URI"])
+    check_storage_uri(
+        app.config["RATELIMIT_STORAGE_URI"], app.config.get("RATELIMIT_STORAGE_OPTIONS")
+    )
     log_format = str(app.config["LOG_FORMAT"]).strip().lower()
     if log_format not in ("text", "json"):
         raise ConfigError(f"LOG_FORMAT must be text or json, got {app.config['LOG_FORMAT']!r}.")

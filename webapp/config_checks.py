@@ -109,17 +109,22 @@ def check_database_url(uri: str) -> None:
         )
 
 
-def check_storage_uri(uri: Any) -> None:
-    """A rate-limit store the limits library can open: Flask-Limiter would otherwise fail on
-    the first request, or fall back to limits no other worker sees. The URI itself is never
-    in the message: it may hold the store's password."""
-    scheme = urlsplit(uri).scheme if isinstance(uri, str) else ""
+def check_storage_uri(uri: Any, options: Mapping[str, Any] | None = None) -> None:
+    """A rate-limit store the limits library can open with ``options``
+    (RATELIMIT_STORAGE_OPTIONS, as Flask-Limiter passes them): Flask-Limiter would otherwise
+    fail on the first request, or fall back to limits no other worker sees. Neither the URI
+    nor the library's message is repeated: they may hold the store's password."""
+    try:
+        scheme = urlsplit(uri).scheme if isinstance(uri, str) else ""
+    except ValueError:  # brackets that do not close, a port that is no number
+        scheme = ""
     if scheme == "memory":
         return
     try:
-        storage_from_string(uri)
-    except (ConfigurationError, ValueError, TypeError) as exc:
-        reason = "an unknown scheme" if scheme and "scheme" in str(exc) else "not usable"
+        storage_from_string(uri, **dict(options or {}))
+    except Exception as exc:  # noqa: BLE001 - whatever the store's library raises, said plainly
+        known = isinstance(exc, ConfigurationError) and "scheme" in str(exc)
+        reason = "an unknown scheme" if scheme and known else "not usable"
         raise ConfigError(
             f"RATELIMIT_STORAGE_URI ({scheme or 'no'} scheme) is {reason}: write it like "
             "redis://host:6379/0, or memory:// for one process."
