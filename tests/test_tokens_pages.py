@@ -283,12 +283,12 @@ def test_a_browser_kept_signed_in_confirms_its_password_before_creating_tokens(a
     AuthActions(browser).login(ALICE, remember="y")
     browser.delete_cookie("session")  # the browser restarted: "Keep me signed in" brings it back
     page = html(browser.get("/tokens/"))
-    assert "confirm your password</a> to create a token" in page and "Create token" not in page
+    assert "Confirm your password</a> to create a token" in page and "Create token" not in page
     asked = browser.post("/tokens/", data={"name": "x", "scopes": "keys:read", "expires_in": "90"})
     assert asked.status_code == 302
     assert asked.headers["Location"] == "/auth/confirm?next=/tokens/"
     rotate = html(browser.get(f"/tokens/{token_id}/rotate"))
-    assert "confirm your password</a> to rotate" in rotate and "Rotate token</button>" not in rotate
+    assert "Confirm your password</a> to rotate" in rotate and "Rotate token</button>" not in rotate
     assert browser.post(f"/tokens/{token_id}/rotate", data={"grace_hours": "0"}).status_code == 302
     refused = browser.post("/api/tokens", json={"name": "x"})
     assert refused.status_code == 403
@@ -302,3 +302,20 @@ def test_a_browser_kept_signed_in_confirms_its_password_before_creating_tokens(a
     assert "Create token" in html(browser.get("/tokens/"))
     assert browser.post("/api/tokens", json={"name": "x"}).status_code == 201
     assert [e.outcome for e in audit_rows(app, "auth.confirm")] == ["denied", "ok"]
+
+
+def test_a_password_given_long_ago_is_asked_for_again_before_creating_tokens(make_app):
+    # A session cookie taken from a browser left signed in: fresh, but its password is old.
+    app = make_app(PASSWORD_CONFIRM_WINDOW=3600)
+    browser = app.test_client()
+    AuthActions(browser).register(ALICE)
+    assert browser.post("/api/tokens", json={"name": "now"}).status_code == 201
+    with browser.session_transaction() as session:
+        session["password_at"] -= 3601
+    assert "Confirm your password</a> to create a token" in html(browser.get("/tokens/"))
+    refused = browser.post("/api/tokens", json={"name": "later"})
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["code"] == "password_confirmation_required"
+    assert browser.get("/auth/confirm").status_code == 200  # not skipped: asked again
+    assert browser.post("/auth/confirm", data={"password": PASSWORD}).status_code == 302
+    assert browser.post("/api/tokens", json={"name": "later"}).status_code == 201

@@ -155,6 +155,7 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         # Monitoring: repeated login failures for one account are logged as warnings.
         "LOGIN_FAILURE_WINDOW": _env_int("LOGIN_FAILURE_WINDOW", 15 * 60),
+        "PASSWORD_CONFIRM_WINDOW": _env_int("PASSWORD_CONFIRM_WINDOW", 2 * 3600),
         "LOGIN_FAILURE_WARN_AFTER": _env_int("LOGIN_FAILURE_WARN_AFTER", 5),
         "AUDIT_PAGE_SIZE": 50,
         "RATELIMIT_SETUP": os.environ.get("RATELIMIT_SETUP", "10/minute;50/hour"),

@@ -68,6 +68,7 @@ NUMBER_SETTINGS: dict[str, tuple[float, float]] = {
     "MAX_CONTENT_LENGTH": (4096, 64 * 1024 * 1024),
     "TRUSTED_PROXIES": (0, 10),
     "LOGIN_FAILURE_WINDOW": (1, 7 * 24 * 3600),
+    "PASSWORD_CONFIRM_WINDOW": (60, 30 * 24 * 3600),
     "LOGIN_FAILURE_WARN_AFTER": (1, 10_000),
 }
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import current_app, g, make_response, render_template, request, session
-from flask_login import current_user, login_user
+from flask_login import current_user, login_fresh, login_user
 from flask_login.utils import decode_cookie
 
 from webapp.audit.service import RequestInfo
@@ -34,10 +35,26 @@ def sign_in(user: User, *, remember: bool = False) -> None:
     session.clear()  # a fresh session at login: no fixation
     open_session(user)
     login_user(user, remember=remember)
+    password_given()
     if not remember and _remember_cookie() is not None:
         # An earlier user's (or an earlier session's) "Keep me signed in" ends here: left in
         # place it would outlive this session and, on a shared browser, name someone else.
         session["_remember"] = "clear"
+
+
+def password_given() -> None:
+    """Note that the password was just given on this browser (signing in, or confirming)."""
+    session["password_at"] = int(time.time())
+
+
+def password_recent() -> bool:
+    """Whether this browser gave the password within PASSWORD_CONFIRM_WINDOW, in this very
+    session: one "Keep me signed in" brought back (not fresh) never has. What a stolen cookie
+    must not do alone (creating access tokens) asks for the password again otherwise."""
+    given = session.get("password_at")
+    if not login_fresh() or not isinstance(given, int):
+        return False
+    return 0 <= time.time() - given <= current_app.config["PASSWORD_CONFIRM_WINDOW"]
 
 
 def _remember_cookie() -> str | None:

@@ -11,7 +11,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import confirm_login, current_user, login_fresh, login_required, logout_user
+from flask_login import confirm_login, current_user, login_required, logout_user
 
 from webapp.auth import services
 from webapp.auth.forms import (
@@ -24,7 +24,16 @@ from webapp.auth.forms import (
 from webapp.extensions import limiter
 from webapp.ratelimit import account_rate_key, configured, ip_rate_key
 from webapp.tokens import service as tokens
-from webapp.web import form_status, no_store, remembered, request_info, safe_next, sign_in
+from webapp.web import (
+    form_status,
+    no_store,
+    password_given,
+    password_recent,
+    remembered,
+    request_info,
+    safe_next,
+    sign_in,
+)
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -104,13 +113,14 @@ def confirm():
     """Confirm the password of a session "Keep me signed in" brought back (not fresh),
     before what a stolen cookie must not do alone: creating access tokens."""
     target = safe_next(request.args.get("next"), url_for("keys.dashboard"))
-    if login_fresh():
+    if password_recent():
         return redirect(target)
     form = ConfirmPasswordForm()
     if form.validate_on_submit():
         user = current_user._get_current_object()
         if services.confirm_password(user, form.password.data, info=request_info()):
             confirm_login()
+            password_given()
             return redirect(target)
         form.password.errors.append("That is not your password.")
     return render_template("auth/confirm.html", form=form), form_status(form)

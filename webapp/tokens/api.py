@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from flask_login import current_user, login_fresh, login_required
+from flask_login import current_user, login_required
 
 from webapp.api.body import fields, json_body, no_query_on_changes, only_query
 from webapp.api.errors import ApiError
@@ -22,7 +22,7 @@ from webapp.db_types import utcnow
 from webapp.tokens import policy, resolve, service
 from webapp.tokens.bearer import current_token, write_limit
 from webapp.tokens.models import URL_ID, AccessToken
-from webapp.web import request_info
+from webapp.web import password_recent, request_info
 
 bp = Blueprint("tokens_api", __name__, url_prefix="/api")
 
@@ -61,15 +61,14 @@ def token_payload(row: AccessToken) -> dict[str, Any]:
 
 
 def _fresh_session() -> None:
-    """Only a session whose password was given (at sign-in, or confirmed at /auth/confirm
-    since "Keep me signed in" brought it back) creates tokens: a stolen cookie alone must
-    not turn into a credential of its own."""
-    if not login_fresh():
+    """Only a session whose password was given lately (at sign-in, or at /auth/confirm)
+    creates tokens: a stolen cookie alone must not turn into a credential of its own."""
+    if not password_recent():
         raise ApiError(
             403,
             "password_confirmation_required",
-            "Confirm your password at /auth/confirm first: this session was restored by "
-            '"Keep me signed in".',
+            "Confirm your password at /auth/confirm first: it was not given lately in this "
+            'session (or "Keep me signed in" restored it).',
         )
 
 

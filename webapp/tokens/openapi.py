@@ -125,8 +125,9 @@ SCHEMAS: dict[str, Any] = {
 
 _ERRORS = (400, 401, 413, 415, 429, 503)
 _CONFIRM = (
-    '403 `password_confirmation_required` for a session that "Keep me signed in" brought '
-    "back until its password is confirmed at `/auth/confirm`."
+    "403 `password_confirmation_required` when the password was not given in this session "
+    'within `PASSWORD_CONFIRM_WINDOW` (or "Keep me signed in" restored the session): confirm '
+    "it at `/auth/confirm`."
 )
 PATHS: dict[str, Any] = {
     "/api/tokens": {

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_fresh, login_required
+from flask_login import current_user, login_required
 
 from webapp.db_types import utcnow
 from webapp.tokens import policy, service
 from webapp.tokens.bearer import write_limit
 from webapp.tokens.forms import RevokeForm, RotateForm, TokenForm
 from webapp.tokens.models import URL_ID
-from webapp.web import form_status, no_store, request_info
+from webapp.web import form_status, no_store, password_recent, request_info
 
 bp = Blueprint("tokens", __name__, url_prefix="/tokens")
 
 
 def _confirm_first():
-    """A session "Keep me signed in" brought back confirms its password before it creates
-    a token: a stolen cookie alone must not turn into a credential of its own."""
+    """A browser that has not given its password lately (or that "Keep me signed in" brought
+    back) confirms it before it creates a token: a stolen cookie alone must not turn into a
+    credential of its own."""
     flash("Confirm your password to create or rotate access tokens.", "info")
     return redirect(url_for("auth.confirm", next=request.path))
 
@@ -32,7 +33,7 @@ def _issued_page(issued: service.IssuedToken, replaced=None):
 @write_limit
 @no_store
 def index():
-    if request.method == "POST" and not login_fresh():
+    if request.method == "POST" and not password_recent():
         return _confirm_first()
     form = TokenForm().configure(current_app.config)
     if form.validate_on_submit():
@@ -49,7 +50,7 @@ def index():
             return _issued_page(issued)
     tokens = service.list_tokens(current_user)
     page = render_template(
-        "tokens/index.html", form=form, tokens=tokens, now=utcnow(), fresh=login_fresh()
+        "tokens/index.html", form=form, tokens=tokens, now=utcnow(), fresh=password_recent()
     )
     return page, form_status(form)
 
@@ -59,7 +60,7 @@ def index():
 @write_limit
 @no_store
 def rotate(token_id: int):
-    if request.method == "POST" and not login_fresh():
+    if request.method == "POST" and not password_recent():
         return _confirm_first()
     token = service.get_token(current_user, token_id)
     form = RotateForm().configure(current_app.config)
@@ -84,7 +85,7 @@ def rotate(token_id: int):
         refusal=refusal,
         predecessor=service.predecessor_in_grace(token),
         now=utcnow(),
-        fresh=login_fresh(),
+        fresh=password_recent(),
     )
     return page, 409 if refusal and request.method == "POST" else form_status(form)
 
