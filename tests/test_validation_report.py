@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from tests.emulator_answers import OPENROUTER, Reply
 from tests.validation_helpers import (
     EMAIL,
@@ -154,15 +156,28 @@ def _strict_json(response) -> dict:
     return json.loads(response.get_data(as_text=True), parse_constant=refuse)
 
 
-def test_numbers_json_cannot_carry_are_not_kept_from_an_answer(make_app, emulator, monkeypatch):
-    # A gateway (or a provider's bad day) answering NaN, Infinity or a number past a float's
-    # range: the key is judged, the odd numbers are dropped, the status stays JSON.
+#: a whole number Python reads exactly and no float holds (``%.2f`` on a page would fail)
+HUGE = "1" + "0" * 400
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [
+        # a gateway (or a provider's bad day) answering NaN, Infinity or past a float's range
+        '"limit": 1e999, "limit_remaining": Infinity, "usage": NaN',
+        # whole numbers no page could format, or past what a browser reads exactly
+        f'"limit": {HUGE}, "limit_remaining": -{HUGE}, "usage": {HUGE},'
+        ' "usage_monthly": 9007199254740993',
+    ],
+)
+def test_numbers_json_cannot_carry_are_not_kept_from_an_answer(
+    make_app, emulator, monkeypatch, numbers
+):
+    # The key is judged, the odd numbers are dropped, the status stays JSON, the page opens.
     def odd(key: str) -> Reply:
-        body = (
-            '{"data": {"label": "x", "limit": 1e999, "limit_remaining": Infinity,'
-            ' "usage": NaN, "is_free_tier": false}}'
+        return Reply(
+            200, f'{{"data": {{"label": "x", {numbers}, "is_free_tier": false}}}}', raw=True
         )
-        return Reply(200, body, raw=True)
 
     monkeypatch.setitem(OPENROUTER, "valid", odd)
     app = make_app()
@@ -179,20 +194,43 @@ def test_numbers_json_cannot_carry_are_not_kept_from_an_answer(make_app, emulato
     ]
     assert status["status"] == "valid"
     assert status["facts"] == {"limit": None, "limit_remaining": None, "is_free_tier": False}
+    assert HUGE not in json.dumps(row_of(app, "openrouter").details)
+    dashboard = client.get("/keys/")
+    assert dashboard.status_code == 200
+    assert "Valid" in dashboard_row(page(dashboard), "openrouter")
 
 
-def test_numbers_stored_before_are_not_shown(make_app, emulator):
+def _checked_then_changed(make_app, emulator, **values):
+    """A client whose OpenRouter key was checked, and ``values`` written into its details
+    afterwards as an older Keyhold might have stored them."""
     app = make_app()
     client = signed_in(app)
     store_key(app, emulator, "openrouter", emulator.valid_key("openrouter"))
     validate(client, "openrouter")
     with app.app_context():
         row = db.session.scalar(db.select(UserAPIKey).filter_by(provider="openrouter"))
-        # Written as SQLite's JSON would have kept it; PostgreSQL refuses such JSON outright.
-        details = {**row.details, "usage": float("nan"), "limit": float("inf")}
-        if db.engine.dialect.name == "sqlite":
-            row.details = details
-            db.session.commit()
+        row.details = {**row.details, **values}
+        db.session.commit()
+    return client
+
+
+def test_whole_numbers_past_a_float_stored_before_are_not_shown(make_app, emulator):
+    client = _checked_then_changed(
+        make_app, emulator, usage=int(HUGE), limit=-int(HUGE), elapsed_ms=2**60
+    )
+    status = api_status(client, "openrouter")
+    assert "usage" not in status["facts"] and "limit" not in status["facts"]
+    assert status["elapsed_ms"] is None
+    dashboard = client.get("/keys/")
+    assert dashboard.status_code == 200
+    assert HUGE not in page(dashboard)
+
+
+def test_numbers_stored_before_are_not_shown(make_app, emulator):
+    # Written as SQLite's JSON would have kept them; PostgreSQL refuses such JSON outright.
+    sqlite = make_app().config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    odd = {"usage": float("nan"), "limit": float("inf")} if sqlite else {}
+    client = _checked_then_changed(make_app, emulator, **odd)
     status = _strict_json(client.get("/api/api-keys/status"))
     [openrouter] = [s for s in status["providers"] if s["provider"] == "openrouter"]
     assert "usage" not in openrouter["facts"] or openrouter["facts"]["usage"] == 25.5

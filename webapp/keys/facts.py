@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from webapp.providers.classify import EXACT_INTEGER
+
 _WORD = re.compile(r"[A-Za-z_]{1,24}")
 _AMOUNT = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,10})?")
 _SECONDS = re.compile(r"[0-9]{1,9}")
@@ -24,11 +26,12 @@ def _number(value: Any) -> bool:
     # JSON that a browser can read.
     if isinstance(value, float):
         return math.isfinite(value)
-    return isinstance(value, int) and not isinstance(value, bool)
+    return _integer(value)
 
 
 def _integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    # Stored before answers were read with that bound: shown only if a page can show it.
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= EXACT_INTEGER
 
 
 def _word(value: Any) -> bool:

@@ -245,10 +245,24 @@ def _finite(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+#: the largest whole number a browser's JSON.parse (a double) still holds exactly
+EXACT_INTEGER = 2**53
+
+
+def _exact(text: str) -> int | None:
+    """A whole number a browser reads as sent, else None: Python reads any length exactly,
+    and a page formatting one past a float's range (``%.2f``) would fail."""
+    if len(text) > 17:  # longer than any number within EXACT_INTEGER: not worth converting
+        return None
+    value = int(text)
+    return value if abs(value) <= EXACT_INTEGER else None
+
+
 def _json(body: bytes) -> Any:
-    """The answer's JSON, where NaN, Infinity and numbers past a float's range (which Python
-    would read, and neither browsers nor PostgreSQL take) are null."""
-    return json.loads(body, parse_constant=lambda _: None, parse_float=_finite)
+    """The answer's JSON, where NaN, Infinity, numbers past a float's range and whole numbers
+    past what a float holds exactly (which Python would read, and neither browsers nor
+    PostgreSQL nor the pages take) are null."""
+    return json.loads(body, parse_constant=lambda _: None, parse_float=_finite, parse_int=_exact)
 
 
 def classify(
