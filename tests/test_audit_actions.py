@@ -252,6 +252,7 @@ def test_the_table_names_most_actions():
     # (test_ratelimit.py), token failures and resolve (test_tokens_*.py), pruning.
     elsewhere = {
         "setup.token_issued",
+        "setup.token_accepted",
         "setup.complete",
         "admin.create",
         "secret.rotate",

@@ -135,6 +135,22 @@ def test_a_token_pasted_with_spaces_or_a_line_break_around_it_opens_setup(fresh)
     assert actions(fresh, "access.denied") == []
 
 
+def test_the_right_token_is_on_the_record_with_its_address(fresh):
+    # The moment a browser gains the right to set global keys and create the first admin.
+    client = fresh.test_client()
+    client.get("/setup")
+    headers = {"User-Agent": "setup-browser"}
+    client.post("/setup/token", data={"token": token_of(fresh)}, headers=headers)
+    [accepted] = actions(fresh, "setup.token_accepted")
+    assert (accepted.outcome, accepted.actor_user_id, accepted.user_agent) == (
+        "ok",
+        None,
+        "setup-browser",
+    )
+    assert accepted.ip == "127.0.0.1"
+    assert token_of(fresh) not in str(vars(accepted))
+
+
 def test_setup_with_the_right_token_end_to_end(fresh, emulator):
     client = fresh.test_client()
     client.get("/setup")

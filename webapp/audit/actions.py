@@ -26,6 +26,7 @@ ACTIONS: dict[str, str] = {
     "global_key.delete": "Global key deleted",
     "global_key.fallback": "Global key fallback switched",
     "setup.token_issued": "Setup token issued",
+    "setup.token_accepted": "Setup token accepted",
     "setup.complete": "Setup completed",
     "admin.create": "Admin account created",
     "secret.rotate": "Keys re-encrypted under a new secret",

@@ -88,7 +88,7 @@ def token():
     form = SetupTokenForm()
     if form.validate_on_submit():
         try:
-            session[_PROOF] = service.check_token(form.token.data, info=request_info())
+            session[_PROOF] = service.open_setup(form.token.data, info=request_info())
         except service.SetupTokenRefused as exc:
             form.token.errors.append(exc.message)
         else:

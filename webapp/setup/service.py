@@ -186,6 +186,16 @@ def check_token(token: str | None, *, info: RequestInfo | None = None) -> str:
     return hash_token(token)
 
 
+def open_setup(token: str | None, *, info: RequestInfo | None = None) -> str:
+    """``check_token`` for a browser that keeps the proof for the setup pages: the moment
+    it gains the right to set global keys and create the first admin is on the record,
+    with its address, as a wrong token is."""
+    proof = check_token(token, info=info)
+    record("setup.token_accepted", info=info)
+    db.session.commit()
+    return proof
+
+
 def refuse_after_setup(info: RequestInfo | None) -> None:
     """A setup token offered after setup opens nothing; the attempt is on the record all the
     same, from the setup page as from the API."""
