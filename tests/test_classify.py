@@ -228,6 +228,30 @@ def test_scrub_leaves_ordinary_messages_alone():
     assert len(scrub("x" * 5000, KEY)) <= 300
 
 
+def test_scrub_reads_a_huge_message_only_as_far_as_it_shows_it(monkeypatch):
+    # Megabytes of words from a custom endpoint (whoever runs it): only the words that fit in
+    # the shown message are looked at for the key, and only as far as they could be shown.
+    from webapp.providers import classify as module
+
+    looked_at: list[str] = []
+    original = module._key_fragment_in
+
+    def counted(token: str, key: str) -> bool:
+        looked_at.append(token)
+        return original(token, key)
+
+    monkeypatch.setattr(module, "_key_fragment_in", counted)
+    for message in (
+        f"Incorrect key {KEY[5:30]}: " + "try again " * 400_000,
+        f"Incorrect key {KEY[5:30]}-" + "x" * 4_000_000 + KEY,  # one word of megabytes
+    ):
+        looked_at.clear()
+        cleaned = scrub(message, KEY)
+        assert cleaned.startswith(f"Incorrect key {REDACTED}") and len(cleaned) <= 300
+        assert KEY[5:30] not in cleaned and KEY[-12:] not in cleaned
+        assert len(looked_at) < 100 and sum(map(len, looked_at)) < 2_000
+
+
 DEEPSEEK_KEY = "sk-" + "0123456789abcdef" * 2
 
 

@@ -152,20 +152,33 @@ def _masked_form_of(token: str, key: str) -> bool:
 
 
 def scrub(text: str, key: str) -> str:
-    """``text`` without the key, any run of it, or a masked form of it, in any case."""
+    """``text`` without the key, any run of it, or a masked form of it, in any case; cut to
+    MAX_MESSAGE characters.
+
+    The words are looked at in turn only until the message is long enough, and a word only
+    as far as it could be shown: an answer of megabytes (on a custom endpoint, whoever runs
+    it) costs no more than its first few hundred characters.
+    """
     if not text:
         return ""
+    text = _CONTROL.sub(" ", text)
     if key:
         for form in {key, quote(key, safe="")}:
             text = re.sub(re.escape(form), REDACTED, text, flags=re.IGNORECASE)
-
-    def replace(match: re.Match[str]) -> str:
-        token = match.group(0)
+    kept: list[str] = []
+    length = end = 0
+    for match in _TOKEN.finditer(text):
+        token = match.group(0)[: MAX_MESSAGE + 1]
         if key and (_masked_form_of(token, key) or _key_fragment_in(token, key)):
-            return REDACTED
-        return token
-
-    text = _TOKEN.sub(replace, _CONTROL.sub(" ", text))
+            token = REDACTED
+        kept += (text[end : match.start()], token)
+        length += match.start() - end + len(token)
+        end = match.end()
+        if length > MAX_MESSAGE:
+            break
+    else:
+        kept.append(text[end:])
+    text = "".join(kept)
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "\u2026"
 
 
@@ -354,7 +367,8 @@ def classify(
 def _models(provider: Provider, data: Any, key: str) -> tuple[str, ...]:
     found: list[str] = []
     prefix = provider.models_strip_prefix
-    for value in pluck(data, provider.models_path or ""):
+    # Ids skipped count too: a list of millions of odd ones is not read to its end.
+    for value in pluck(data, provider.models_path or "")[: 4 * MAX_MODELS]:
         if not isinstance(value, str) or not value or len(value) > MAX_MODEL_ID:
             continue
         if prefix and value.startswith(prefix):
