@@ -11,9 +11,10 @@ from sqlalchemy import text
 
 from tests.conftest import PASSWORD
 from tests.emulator import SPECS, Emulator, split_controls
-from tests.emulator_answers import openai_mask
+from tests.emulator_answers import OPENROUTER, Reply, openai_mask
 from tests.validation_helpers import (
     ALL,
+    api_status,
     app_for,
     badge,
     closed_port,
@@ -139,6 +140,26 @@ def test_json_nested_past_any_parser_is_a_provider_error(make_app, emulator, pro
     )
     assert saved.status_code == 302
     assert row_of(app, provider).status == "provider_error"
+
+
+def test_a_fact_nested_deep_in_a_providers_answer_is_not_a_crash(make_app, emulator, monkeypatch):
+    # JSON a parser reads (500 levels) where a fact is kept: OpenRouter's limit, say, from a
+    # broken gateway in between. The key is judged; the odd value is not kept.
+    deep = "[" * 500 + "]" * 500
+
+    def nested(key: str) -> Reply:
+        body = f'{{"data": {{"label": "x", "limit": {deep}, "usage": 1, "is_free_tier": false}}}}'
+        return Reply(200, body, raw=True)
+
+    monkeypatch.setitem(OPENROUTER, "valid", nested)
+    app = make_app()
+    client = signed_in(app)
+    store_key(app, emulator, "openrouter", emulator.valid_key("openrouter"))
+    row = dashboard_row(page(validate(client, "openrouter")), "openrouter")
+    assert badge(row) == "Valid"
+    assert client.post("/api/api-keys/validate/openrouter", json={}).status_code == 200
+    assert api_status(client, "openrouter")["facts"] == {"usage": 1, "is_free_tier": False}
+    assert "[[[[[" not in json.dumps(row_of(app, "openrouter").details)
 
 
 def test_a_redirect_on_save_does_not_carry_the_key_either(make_app, emulator, elsewhere):

@@ -182,13 +182,19 @@ def scrub(text: str, key: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "\u2026"
 
 
-def _scrub_value(value: Any, key: str) -> Any:
+#: how deep a provider's value is kept in ``details``: the facts shown are two levels down
+_DETAIL_DEPTH = 4
+
+
+def _scrub_value(value: Any, key: str, depth: int = 0) -> Any:
     if isinstance(value, str):
         return scrub(value, key)[:200]
     if isinstance(value, bool | int | float) or value is None:
         return value
+    if depth >= _DETAIL_DEPTH:
+        return None  # nested past anything a fact is read from
     if isinstance(value, list):
-        return [_scrub_value(v, key) for v in value[:20]]
+        return [_scrub_value(v, key, depth + 1) for v in value[:20]]
     if isinstance(value, dict):
         kept = {}
         for name, item in list(value.items())[:20]:
@@ -196,7 +202,7 @@ def _scrub_value(value: Any, key: str) -> Any:
             # the key is left out: "[redacted]" as a name says nothing worth keeping.
             clean = scrub(str(name), key)
             if REDACTED not in clean or REDACTED in str(name):
-                kept[clean[:64]] = _scrub_value(item, key)
+                kept[clean[:64]] = _scrub_value(item, key, depth + 1)
         return kept
     return None
 
