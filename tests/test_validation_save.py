@@ -195,3 +195,28 @@ def test_a_gateway_that_refuses_other_keys_with_403_has_its_keys_judged(make_app
     assert "accepted it" in html
     assert row_of(app, "custom").status == "valid"
     assert len(split_controls(emulator.received("custom"))[1]) == 1
+
+
+def test_a_wrong_key_at_such_a_gateway_is_not_taken_for_a_working_one(make_app, emulator):
+    # Its 403 to a mistyped key is the 403 it gives a made-up one: not "works, but may not
+    # do this", and not "invalid" either (a gateway refusing this address answers the same).
+    app = app_for(make_app, "custom")
+    client = signed_in(app)
+    emulator.set_mode("custom", "forbid_others")
+    data = {"api_key": "mistyped-key-0000-0000", **emulator.endpoint_config("custom")}
+    html = page(client.post("/keys/custom", data=data, follow_redirects=True))
+    assert "works but is not allowed" not in html
+    assert "refused the key just as it refuses a made-up one" in html
+    row = row_of(app, "custom")
+    assert row.status == "provider_error" and row.is_valid is None
+    assert len(split_controls(emulator.received("custom"))[1]) == 1
+
+
+def test_a_key_such_a_gateway_refuses_in_its_own_words_may_not_do_this(make_app, emulator):
+    app = app_for(make_app, "custom")
+    client = signed_in(app)
+    emulator.set_mode("custom", "forbid_others")
+    key = emulator.register("custom", state="forbidden")
+    client.post("/keys/custom", data={"api_key": key, **emulator.endpoint_config("custom")})
+    row = row_of(app, "custom")
+    assert row.status == "forbidden" and row.is_valid is True

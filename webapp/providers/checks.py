@@ -139,7 +139,7 @@ class Checker:
         if isinstance(answer, NoAnswer):
             return no_answer(answer)
         result = classify(provider, answer, key=key, expect=provider.check.expect)
-        if provider.may_skip_auth and result.status == VALID:
+        if provider.may_skip_auth and result.status in (VALID, FORBIDDEN):
             result = self._confirm_auth(provider, config, result)
         if deep and offers_deep_check(provider) and result.status == VALID:
             return self._deep(provider, key, config, result, known_models)
@@ -148,9 +148,10 @@ class Checker:
     def _confirm_auth(
         self, provider: Provider, config: Mapping[str, str], accepted: CheckResult
     ) -> CheckResult:
-        """``accepted`` if the server refuses a made-up key; otherwise (it accepts that too,
-        or gives no clear refusal: no answer in time, throttled, an error) whether this key
-        works cannot be told from it, and the check says so rather than "valid"."""
+        """``accepted`` if the server refuses a made-up key otherwise than this one; if not
+        (it accepts that too, refuses it just the same, or gives no clear refusal: no answer
+        in time, throttled, an error), whether this key works cannot be told from it, and
+        the check says so rather than "valid" or "works but may not do this"."""
         control = "keyhold-control-" + secrets.token_urlsafe(24)
         outgoing = self._outgoing(provider, control, config, provider.check, provider.check.path)
         answer = self._send(outgoing)
@@ -158,25 +159,26 @@ class Checker:
             probe = no_answer(answer)
         else:
             probe = classify(provider, answer, key=control, expect=provider.check.expect)
-        if probe.key_judged and probe.status in (INVALID, FORBIDDEN):
-            # Refused (401, or a gateway's 403) while this key was let in: keys are checked.
+        refused = probe.key_judged and probe.status in (INVALID, FORBIDDEN)
+        # A gateway answering 403 to every key it does not know (AWS API Gateway's
+        # {"message": "Forbidden"}) answers a mistyped key as it would a working key that may
+        # not list models: only a made-up key refused otherwise tells the two apart.
+        same_refusal = accepted.status == FORBIDDEN and (probe.status, probe.message) == (
+            FORBIDDEN,
+            accepted.message,
+        )
+        if refused and not same_refusal:
+            # Refused (401, or another 403) while this key was let in: keys are checked.
             return accepted
-        if probe.status == VALID:
-            note = (
-                "The endpoint answered without checking keys: a made-up key was accepted too, "
-                "so whether this key works could not be told."
-            )
-        else:
-            note = (
-                "The endpoint accepted the key, but did not refuse a made-up one either "
-                f"({probe.status.replace('_', ' ')}), so whether it checks keys at all "
-                "could not be told. Check again later."
-            )
         details = {**accepted.details, "auth_checked": False}
         elapsed = accepted.elapsed_ms + probe.elapsed_ms
         # Not judged, like an outage: a verdict the key had before stands.
         return replace(
-            accepted, status=PROVIDER_ERROR, note=note, details=details, elapsed_ms=elapsed
+            accepted,
+            status=PROVIDER_ERROR,
+            note=_untold(accepted, probe, same_refusal),
+            details=details,
+            elapsed_ms=elapsed,
         )
 
     def _deep(
@@ -207,6 +209,27 @@ class Checker:
         details["quota_checked"] = False
         note = f"The deep check on {model} could not be completed. {probe.describe()}".strip()
         return replace(listing, note=note, details=details, elapsed_ms=elapsed)
+
+
+def _untold(accepted: CheckResult, probe: CheckResult, same_refusal: bool) -> str:
+    """Why a check of an endpoint that may not check keys could not tell about this key."""
+    if same_refusal:
+        return (
+            "The endpoint refused the key just as it refuses a made-up one "
+            f"(HTTP {accepted.http_status}), so whether it knows this key could not be told. "
+            "Check the key, and whether the endpoint lets this address in."
+        )
+    if probe.status == VALID:
+        return (
+            "The endpoint answered without checking keys: a made-up key was accepted too, "
+            "so whether this key works could not be told."
+        )
+    answered = "accepted the key" if accepted.status == VALID else "refused the key"
+    return (
+        f"The endpoint {answered}, but did not refuse a made-up one either "
+        f"({probe.status.replace('_', ' ')}), so whether it checks keys at all "
+        "could not be told. Check again later."
+    )
 
 
 def app_checker(app: Flask | None = None) -> Checker:
