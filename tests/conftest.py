@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_migrate import stamp
+from sqlalchemy import text
 
 from tests.emulator import Emulator
 from webapp import create_app
@@ -119,10 +121,13 @@ def _schema(db_url) -> Iterator[None]:
     with app.app_context():
         db.drop_all()
         db.create_all()
+        stamp()  # the tables are the migrations' head: /readyz finds the schema current
         db.engine.dispose()
     yield
     with app.app_context():
         db.drop_all()
+        db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        db.session.commit()
         db.engine.dispose()
 
 

@@ -6,7 +6,8 @@ import socket
 import threading
 import time
 
-from sqlalchemy import event
+import pytest
+from sqlalchemy import event, text
 
 from tests.conftest import base_config
 from webapp import create_app, health
@@ -15,7 +16,11 @@ from webapp.extensions import db
 
 def test_healthz_and_readyz(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
-    assert client.get("/readyz").get_json() == {"status": "ok", "database": "ok"}
+    assert client.get("/readyz").get_json() == {
+        "status": "ok",
+        "database": "ok",
+        "schema": "current",
+    }
 
 
 def test_readyz_reports_an_unreachable_database(tmp_path):
@@ -134,3 +139,51 @@ def test_a_signed_in_page_is_a_503_page_when_the_database_is_down(tmp_path):
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+def _unmigrated(tmp_path, *, revision: str | None):
+    """An app on a SQLite file migrated up to ``revision`` (None: no tables at all)."""
+    from flask_migrate import upgrade
+
+    app = create_app(base_config(f"sqlite:///{tmp_path}/unmigrated.sqlite3"))
+    if revision is not None:
+        with app.app_context():
+            upgrade(revision=revision)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("revision", "state"), [(None, "missing"), ("0002_access_tokens", "behind")]
+)
+def test_readyz_is_not_ready_before_the_migrations_ran(tmp_path, revision, state):
+    # A deploy that forgot (or failed) `flask db upgrade` gets no traffic from its balancer.
+    app = _unmigrated(tmp_path, revision=revision)
+    client = app.test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unavailable", "database": "ok", "schema": state}
+    assert client.get("/healthz").status_code == 200
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+    assert client.get("/readyz").get_json() == {
+        "status": "ok",
+        "database": "ok",
+        "schema": "current",
+    }
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_readyz_serves_on_a_schema_a_later_release_migrated(tmp_path):
+    # A rolling upgrade: the new release migrated first; this one still serves meanwhile.
+    app = _unmigrated(tmp_path, revision="head")
+    with app.app_context():
+        db.session.execute(text("UPDATE alembic_version SET version_num = 'from_a_later_release'"))
+        db.session.commit()
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["schema"] == "newer"
+    with app.app_context():
+        db.engine.dispose()
