@@ -99,6 +99,18 @@ def test_short_secret_is_refused(clean_env, monkeypatch):
 
 
 @pytest.mark.parametrize(
+    "name", ["SECRET_KEY", "API_KEY_ENCRYPTION_SECRET", "API_KEY_ENCRYPTION_OLD_SECRETS"]
+)
+def test_a_secret_that_is_not_utf8_is_refused_by_name(clean_env, monkeypatch, name):
+    # Bytes the environment held in another encoding, as Python hands them over.
+    latin1 = os.fsdecode("a secret of forty or more bytes, in Latin-1: caf\xe9".encode("latin-1"))
+    monkeypatch.setenv(name, latin1)
+    with pytest.raises(ConfigError, match=f"{name} holds bytes that are not UTF-8") as refused:
+        create_app()
+    assert "caf" not in refused.value.message
+
+
+@pytest.mark.parametrize(
     ("url", "expected"),
     [
         ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
@@ -269,6 +281,7 @@ def test_an_emptied_development_secret_file_is_a_clear_error(clean_env):
         ("not a url", "DATABASE_URL is not a database URL"),
         ("mysql://keyhold:hunter22@db/keyhold", "DATABASE_URL names 'mysql'"),
         ("postgresql+psycopg2://keyhold:hunter22@db/keyhold", r"names 'postgresql\+psycopg2'"),
+        ("postgresql://keyhold:hunter22@db:54a32/keyhold", "DATABASE_URL is not a database URL"),
     ],
 )
 def test_a_database_keyhold_cannot_use_stops_start_up(clean_env, monkeypatch, url, says):

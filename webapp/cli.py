@@ -9,19 +9,13 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from webapp.audit.service import RequestInfo
+from webapp.config_checks import not_utf8
 from webapp.crypto import current_keyring
 
 #: who the audit trail says ran an operator command
 CLI = RequestInfo(ip=None, user_agent="flask command")
 
 keys_cli = AppGroup("keys", help="Manage stored API keys.")
-
-
-def not_utf8(value: str) -> bool:
-    """Whether ``value`` came from bytes that are not UTF-8 (a terminal, a file or the
-    environment in another encoding): Python hands those over as lone surrogates, which no
-    database, log or sign-in form can take."""
-    return any("\ud800" <= ch <= "\udfff" for ch in value)
 
 
 def utf8_argument(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -26,6 +26,7 @@ from webapp.config_checks import (
     check_limits,
     check_numbers,
     check_storage_uri,
+    not_utf8,
 )
 from webapp.providers.catalog import Provider, all_providers
 
@@ -291,6 +292,10 @@ def load_secrets(app: Flask) -> None:
         value = app.config.get(secret.name)
         if value and len(value) < MIN_SECRET_LENGTH:
             problems.append(f"{secret.name} must be at least {MIN_SECRET_LENGTH} characters long.")
+    for name in (*(s.name for s in SECRETS), "API_KEY_ENCRYPTION_OLD_SECRETS"):
+        value = app.config.get(name)
+        if isinstance(value, str) and not_utf8(value):
+            problems.append(f"{name} holds bytes that are not UTF-8 text; set it in UTF-8.")
     if problems:
         raise ConfigError(
             f"Keyhold cannot start: {' '.join(problems)} Generate a secret with: {_GENERATE}"

@@ -16,6 +16,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 
+def not_utf8(value: str) -> bool:
+    """Whether ``value`` came from bytes that are not UTF-8 (a terminal, a file or the
+    environment in another encoding): Python hands those over as lone surrogates, which no
+    database, log, sign-in form or key derivation can take."""
+    return any("\ud800" <= ch <= "\udfff" for ch in value)
+
+
 class ConfigError(click.ClickException):
     """The configuration cannot be used; the message says what to set.
 
@@ -99,7 +106,7 @@ def check_database_url(uri: str) -> None:
     never in the message: it may hold the database's password."""
     try:
         url = make_url(uri)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(
             f"DATABASE_URL is not a database URL; write it like {_DATABASE_EXAMPLE}."
         ) from None

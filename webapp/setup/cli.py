@@ -8,7 +8,8 @@ import click
 from flask.cli import with_appcontext
 
 from webapp.cli import CLI as _CLI
-from webapp.cli import not_utf8, utf8_argument
+from webapp.cli import utf8_argument
+from webapp.config_checks import not_utf8
 from webapp.setup import service
 
 PASSWORD_ENV = "KEYHOLD_ADMIN_PASSWORD"
