@@ -94,6 +94,13 @@ def on_starting(server) -> None:
         _check_listening(server)
 
 
+def when_ready(server) -> None:
+    """With a socket per worker the master binds none, and gunicorn's "Listening at" line
+    names no address: this one says where the workers listen."""
+    if server.cfg.reuse_port:
+        server.log.info("Keyhold: each worker listens at %s", ", ".join(server.cfg.bind))
+
+
 worker_class = "gthread"
 threads = _whole("GUNICORN_THREADS", 4, least=1)
 # The heartbeat: a worker whose main loop is silent this long is killed and replaced. With

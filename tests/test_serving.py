@@ -140,3 +140,9 @@ def test_a_port_another_program_holds_stops_gunicorn_with_a_message(tmp_path):
 
 def test_servers_do_not_share_a_control_socket():
     assert _conf()["control_socket_disable"] is True
+
+
+def test_the_log_says_where_the_workers_listen(served):
+    # Each worker binds its own socket, so gunicorn's own line names no address.
+    address = served.url.removeprefix("http://")
+    assert f"Keyhold: each worker listens at {address}" in served.log_text()
