@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import runpy
+import socket
 import stat
 import subprocess
 import sys
@@ -182,6 +183,26 @@ def test_a_flask_command_reports_missing_secrets_without_a_traceback(tmp_path):
     assert "Error: Keyhold cannot start:" in started.stderr
     assert all(name in started.stderr for name in SECRET_NAMES)
     assert "Traceback" not in started.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["db", "upgrade"], "Connection refused"),
+        (["keys", "rotate-secret"], "Connection refused"),
+        (["setup-token"], "Connection refused"),
+    ],
+)
+def test_a_command_says_why_it_cannot_reach_the_database(tmp_path, command, says):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens there once it is closed
+    url = f"postgresql://keyhold:hunter22@127.0.0.1:{port}/keyhold"
+    ran = _run(["-m", "flask", "--app", "webapp", *command], tmp_path, DATABASE_URL=url)
+    assert ran.returncode == 1
+    assert "Error: Keyhold cannot reach its database (DATABASE_URL):" in ran.stderr
+    assert says in ran.stderr and f"port {port}" in ran.stderr
+    assert "Traceback" not in ran.stderr and "hunter22" not in ran.stderr
 
 
 def test_gunicorn_gets_the_message_it_prints_and_stops_on(clean_env, monkeypatch):

@@ -7,10 +7,13 @@ import math
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext
 
 from webapp.audit.service import RequestInfo
 from webapp.config_checks import not_utf8
 from webapp.crypto import current_keyring
+from webapp.extensions import db
 
 #: who the audit trail says ran an operator command
 CLI = RequestInfo(ip=None, user_agent="flask command")
@@ -142,6 +145,18 @@ def purge_user_command(email: str, yes: bool) -> None:
     )
 
 
+def _unreachable_for_operators(context: ExceptionContext) -> None:
+    """In a command (``flask db upgrade``, ``flask keys rotate-secret``...), a database that
+    cannot be connected to is one line that says why, not two tracebacks with the reason at
+    their end. The driver's reason names the host, port, user and database, never the
+    password. Requests (``flask run`` included) keep their own answer: a 503."""
+    command = click.get_current_context(silent=True)
+    if command is None or command.info_name == "run" or context.connection is not None:
+        return  # not a command, or the connection was made: the error is about something else
+    reason = " ".join(str(context.original_exception).split()) or "no reason given"
+    raise click.ClickException(f"Keyhold cannot reach its database (DATABASE_URL): {reason}")
+
+
 def register(app: Flask) -> None:
     from webapp.audit.cli import audit_cli
     from webapp.setup.cli import create_admin_command, setup_token_command
@@ -150,3 +165,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(audit_cli)
     app.cli.add_command(setup_token_command)
     app.cli.add_command(create_admin_command)
+    with app.app_context():
+        event.listen(db.engine, "handle_error", _unreachable_for_operators)
