@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakekeys import fake_key
+from webapp import cli
 from webapp.audit.models import AuditEvent
 from webapp.auth.models import User
 from webapp.crypto import KeyDecryptionError, KeyScope, current_keyring, mask_key
@@ -174,9 +175,30 @@ def test_rotation_leaves_unreadable_rows_alone_and_says_so(make_app):
     during = make_app(API_KEY_ENCRYPTION_SECRET=NEW, API_KEY_ENCRYPTION_OLD_SECRETS=OLD)
     result = during.test_cli_runner().invoke(args=["keys", "rotate-secret"])
     assert result.exit_code == 1
-    assert f"user_api_keys#{tampered_id}" in result.output
+    said = "(tampered with, or moved to another owner; left as they were)"
+    assert f"{said}: user_api_keys#{tampered_id}" in result.output
+    assert "not configured" not in result.output
     with during.app_context():
         assert pending_count() == 1  # the tampered row, untouched
+
+
+def test_rotation_without_the_old_secret_says_which_secret_to_add(make_app):
+    # The old secret left out of API_KEY_ENCRYPTION_OLD_SECRETS: one line that says what to
+    # add, not every row's id (thousands of them on a real table).
+    app = make_app(API_KEY_ENCRYPTION_SECRET=OLD)
+    _seed(app)
+    with app.app_context():
+        old_version = current_keyring().current_version
+    during = make_app(API_KEY_ENCRYPTION_SECRET=NEW)
+    result = during.test_cli_runner().invoke(args=["keys", "rotate-secret"])
+    assert result.exit_code == 1
+    assert (
+        f"13 key(s) are under secret {old_version}, which is not configured: add that secret "
+        "to API_KEY_ENCRYPTION_OLD_SECRETS and run again."
+    ) in result.output
+    assert "user_api_keys#" not in result.output and OLD not in result.output
+    with during.app_context():
+        assert pending_count() == 13
 
 
 def test_row_copied_to_another_user_fails_loudly(make_app):
@@ -254,3 +276,18 @@ def test_a_secret_with_a_comma_can_be_rotated_away_from(make_app):
     assert report.unreadable == [] and report.rewrapped == 13
     after = make_app(API_KEY_ENCRYPTION_SECRET=NEW)
     assert _read_all(after) == plaintexts
+
+
+def test_many_unreadable_rows_are_named_up_to_a_point_then_counted(make_app, monkeypatch):
+    monkeypatch.setattr(cli, "LISTED", 5)
+    app = make_app(API_KEY_ENCRYPTION_SECRET=OLD)
+    _seed(app)
+    with app.app_context():
+        db.session.execute(db.update(UserAPIKey).values(key_hash="0" * 64))  # all tampered
+        db.session.commit()
+        count = db.session.scalar(db.select(db.func.count()).select_from(UserAPIKey))
+    during = make_app(API_KEY_ENCRYPTION_SECRET=NEW, API_KEY_ENCRYPTION_OLD_SECRETS=OLD)
+    result = during.test_cli_runner().invoke(args=["keys", "rotate-secret"])
+    assert result.exit_code == 1
+    assert result.output.count("user_api_keys#") == 5
+    assert f" and {count - 5} more" in result.output

@@ -33,6 +33,16 @@ def utf8_argument(ctx: click.Context, param: click.Parameter, value: str) -> str
 MAX_BATCH = 100_000
 
 
+#: rows a command's output names one by one before it counts the rest
+LISTED = 20
+
+
+def _listed(rows: list[str]) -> str:
+    """Rows named up to LISTED, then counted: thousands of them stay one readable line."""
+    shown = ", ".join(rows[:LISTED])
+    return shown if len(rows) <= LISTED else f"{shown} and {len(rows) - LISTED} more"
+
+
 @keys_cli.command("rotate-secret")
 @click.option(
     "--batch-size",
@@ -55,10 +65,19 @@ def rotate_secret_command(batch_size: int) -> None:
     with click.progressbar(length=total, label="Re-encrypting", show_pos=True) as bar:
         report = rotate_secret(batch_size=batch_size, progress=bar.update)
     click.echo(f"Re-encrypted {report.rewrapped} key(s).")
-    if report.unreadable:
+    for secret, count in sorted(report.unconfigured.items()):
         click.echo(
-            "Could not decrypt (left as they were): " + ", ".join(report.unreadable), err=True
+            f"{count} key(s) are under secret {secret}, which is not configured: add that "
+            "secret to API_KEY_ENCRYPTION_OLD_SECRETS and run again.",
+            err=True,
         )
+    if report.damaged:
+        click.echo(
+            "Do not decrypt under their secret (tampered with, or moved to another owner; "
+            f"left as they were): {_listed(report.damaged)}",
+            err=True,
+        )
+    if report.unreadable:
         raise SystemExit(1)
     left = pending_count()
     if left:
@@ -117,7 +136,7 @@ def revalidate_command(hours: float | None, provider: str | None, batch_size: in
     if report.turned_invalid:
         click.echo("Now rejected by their provider: " + ", ".join(report.turned_invalid) + ".")
     if report.unreadable:
-        click.echo("Could not decrypt (not checked): " + ", ".join(report.unreadable), err=True)
+        click.echo(f"Could not decrypt (not checked): {_listed(report.unreadable)}", err=True)
         raise SystemExit(1)
 
 

@@ -12,6 +12,7 @@ the current secret anyway. A finished run ends with a
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,12 @@ from webapp.keys.models import GlobalAPIKey, UserAPIKey
 @dataclass
 class RotationReport:
     rewrapped: int = 0
-    unreadable: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # every row left as it was: table#id
+    #: of those, how many are under each secret that is not configured (one missing from
+    #: API_KEY_ENCRYPTION_OLD_SECRETS)...
+    unconfigured: Counter[str] = field(default_factory=Counter)
+    #: ...and the others, which do not decrypt under a secret that is: tampered with, or moved
+    damaged: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -95,7 +101,12 @@ def _rewrap_table(
             try:
                 new = keyring.rewrap(_scope(model, row), sealed, row.config)
             except KeyDecryptionError:
-                report.unreadable.append(f"{table.name}#{row.id}")
+                name = f"{table.name}#{row.id}"
+                report.unreadable.append(name)
+                if row.key_version in keyring.versions:
+                    report.damaged.append(name)
+                else:
+                    report.unconfigured[row.key_version] += 1
                 continue
             if new is not None:
                 params.append(
