@@ -139,7 +139,9 @@ class Checker:
         if isinstance(answer, NoAnswer):
             return no_answer(answer)
         result = classify(provider, answer, key=key, expect=provider.check.expect)
-        if provider.may_skip_auth and result.status in (VALID, FORBIDDEN):
+        # A block recognised as such (a region, an address allowlist) already says nothing
+        # of the key: only an answer about the key is tried against a made-up one.
+        if provider.may_skip_auth and result.key_judged and result.status in (VALID, FORBIDDEN):
             result = self._confirm_auth(provider, config, result)
         if deep and offers_deep_check(provider) and result.status == VALID:
             return self._deep(provider, key, config, result, known_models)
