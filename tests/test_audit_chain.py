@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from tests.conftest import PASSWORD, AuthActions
 from tests.helpers import store
+from webapp.audit import integrity
 from webapp.audit import service as audit_service
 from webapp.audit.integrity import verify_chain
 from webapp.audit.models import AuditCheckpoint, AuditEvent
@@ -176,6 +177,44 @@ def test_prune_leaves_a_checkpoint_and_the_rest_still_verifies(app, runner, monk
     execute(app, "DELETE FROM audit_events WHERE id = :id", id=before[8])
     result = verify(runner)
     assert result.exit_code == 1 and f"row #{before[8]} was deleted" in result.output
+
+
+def test_a_prune_elsewhere_during_verify_is_not_taken_for_tampering(app, monkeypatch):
+    # `audit prune` and `audit verify` both run from cron, on other machines too: a prune
+    # committing while verify walks the chain takes the row that confirmed the checkpoint
+    # verify started from. Nothing was tampered with, so nothing may be reported.
+    fresh_trail(app)
+    now = datetime.now(UTC)
+    record_at(app, now - timedelta(days=100), 5, monkeypatch)
+    with monkeypatch.context() as then:  # the checkpoint verify starts from, 50 days ago
+        then.setattr(audit_service, "utcnow", lambda: now - timedelta(days=50))
+        then.setattr(integrity, "utcnow", lambda: now - timedelta(days=50))
+        _prune_in(app, timedelta(days=30))
+    record_at(app, now - timedelta(days=40), 30, monkeypatch)
+    record_at(app, now, 10, monkeypatch)
+    # Past the rows the prune will take (its own confirming row among them) when it lands.
+    middle = ids(app)[-5]
+    real_hash, pruned = integrity.chain_hash, []
+
+    def prune_elsewhere_mid_walk(prev_hash, row):
+        if not pruned and row.id == middle:
+            elsewhere = threading.Thread(
+                target=lambda: pruned.append(_prune_in(app, timedelta(days=30)))
+            )
+            elsewhere.start()
+            elsewhere.join()
+        return real_hash(prev_hash, row)
+
+    monkeypatch.setattr(integrity, "chain_hash", prune_elsewhere_mid_walk)
+    with app.app_context():
+        report = integrity.verify_chain(batch_size=10)
+    assert pruned and pruned[0].pruned > 0  # the prune did land during the walk
+    assert report.ok, report.problem
+
+
+def _prune_in(app, older_than: timedelta):
+    with app.app_context():
+        return integrity.prune(older_than)
 
 
 def test_prune_of_only_old_rows_keeps_the_newest_and_chains_on(app, runner, monkeypatch):

@@ -140,15 +140,18 @@ def verify_chain(*, upto_id: int | None = None, batch_size: int = 1000) -> Chain
     for _ in range(3):
         checkpoint = latest_checkpoint()
         report = _walk(checkpoint, upto_id, batch_size)
-        newest = latest_checkpoint()
-        if not report.ok and (newest and newest.id) != (checkpoint and checkpoint.id):
-            continue  # a prune finished during the walk and moved the start; walk again
         # Also before a prune (upto_id): a prune over a forged checkpoint would confirm it
         # with a genuine one of its own, and later checks would find nothing wrong.
         if report.ok and checkpoint is not None:
             problem = _checkpoint_problem(checkpoint)
             if problem is not None:
-                return ChainReport(report.checked, report.start, None, "", problem)
+                report = ChainReport(report.checked, report.start, None, "", problem)
+        newest = latest_checkpoint()
+        if (newest and newest.id) != (checkpoint and checkpoint.id):
+            # A prune (cron, elsewhere) committed meanwhile: it moved the start, and took the
+            # audit.prune row that confirmed the old checkpoint with the rows it deleted.
+            # Whatever this walk found, it is about a trail that is no longer there.
+            continue
         return report
     return report
 
