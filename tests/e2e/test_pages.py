@@ -46,3 +46,23 @@ def test_an_inline_script_would_be_blocked_and_reported(page, live, instance, wa
     assert page.evaluate("() => window.ran === undefined"), "the inline script ran"
     assert any("CSP violation: script-src" in p for p in watcher.problems), watcher.problems
     watcher.problems.clear()  # seen and expected: the check above is this test's point
+
+
+def test_the_copy_button_shows_only_where_it_can_copy(browser, page, live, instance):
+    # Without JavaScript the new token is there to select by hand, and no button that does
+    # nothing is offered; with it (and a clipboard) the button appears.
+    plain = browser.new_context(java_script_enabled=False)
+    try:
+        for tab, copies in ((plain.new_page(), False), (page, True)):
+            flows.register(tab, live, flows.unique_email("copy"))
+            tab.goto(live.url + "/tokens/")
+            tab.fill("input[name=name]", "cron")
+            tab.get_by_role("button", name="Create token").click()
+            expect(tab.locator("#new-token-value")).to_be_visible()
+            copy = tab.get_by_role("button", name="Copy")
+            if copies:
+                expect(copy).to_be_visible()
+            else:
+                expect(copy).to_be_hidden()
+    finally:
+        plain.close()
