@@ -9,12 +9,14 @@ token. The document at ``/api/openapi.json`` describes every route here.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
+from werkzeug.routing import BaseConverter
 
 from webapp.admin.access import require_admin
 from webapp.api import errors, openapi, payloads
@@ -37,6 +39,20 @@ from webapp.web import request_info
 bp = Blueprint("api", __name__, url_prefix="/api")
 bp.before_request(no_query_on_changes)
 errors.register(bp)
+
+#: the fixed paths beside ``/api/api-keys/<provider>``: no provider can be named like them
+FIXED_KEY_PATHS = ("set", "set-initial", "status", "status-initial", "expiring")
+
+
+class ProviderSegment(BaseConverter):
+    """A provider id in a path, never one of FIXED_KEY_PATHS: ``DELETE /api/api-keys/status``
+    is a method that path does not offer (405 with ``Allow``), not a provider named
+    "status"."""
+
+    regex = "(?!(?:" + "|".join(re.escape(name) for name in FIXED_KEY_PATHS) + ")$)[^/]+"
+
+
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("provider", ProviderSegment))
 
 #: every provider-specific field any provider takes (each is a string)
 EXTRA_FIELDS = {spec.name: str for p in all_providers() for spec in p.extra_fields}
@@ -150,7 +166,7 @@ def _days_param() -> int:
     return days
 
 
-@bp.delete("/api-keys/<provider>")
+@bp.delete("/api-keys/<provider:provider>")
 @login_required
 def delete_key(provider: str):
     fields(json_body())
