@@ -114,6 +114,27 @@ def test_wrong_method_is_405_with_allow(alice, method, path, body):
     assert method in response.headers["Allow"] and "PUT" not in response.headers["Allow"]
 
 
+@pytest.mark.parametrize("path", ["status", "set", "expiring", "set-initial", "status-initial"])
+def test_a_fixed_path_is_no_provider_to_delete(alice, path):
+    # Beside DELETE /api/api-keys/<provider>: a method the path does not offer, not a
+    # provider named after it (404 "unknown provider", or a 400 about the body).
+    response = alice.delete(f"/api/api-keys/{path}", json={"provider": "groq"})
+    assert response.status_code == 405
+    assert error_of(response)["code"] == "method_not_allowed"
+    assert "DELETE" not in response.headers["Allow"]
+
+
+def test_before_setup_a_wrong_method_is_still_405(make_app):
+    # The setup gate lets requests through to what they need before setup; a method a
+    # path does not offer is answered as such, not with "set up first".
+    client = make_app(fresh=True).test_client()
+    for method, path in [("TRACE", "/api/csrf-token"), ("PUT", "/api/api-keys/status-initial")]:
+        response = client.open(path, method=method)
+        assert response.status_code == 405, path
+        assert error_of(response)["code"] == "method_not_allowed"
+        assert method not in response.headers["Allow"]
+
+
 @pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
 def test_malformed_json_is_400(admin_client, method, path, body):
     for data in ('{"provider": "groq",', "{'single': 'quotes'}", '{"n": NaN}', "[" * 5000):

@@ -17,6 +17,7 @@ from flask import (
     session,
     url_for,
 )
+from werkzeug.exceptions import MethodNotAllowed
 
 from webapp.admin.routes import edit_global_key
 from webapp.errors import error_response, wants_json
@@ -49,6 +50,8 @@ _PROOF = "setup_proof"
 def setup_gate():
     if request.blueprint == "setup" or request.endpoint in GATE_EXEMPT:
         return None
+    if isinstance(request.routing_exception, MethodNotAllowed):
+        return None  # the 405 (with Allow) follows: no method is more allowed after setup
     if service.setup_finished():
         return None
     service.ensure_token()
