@@ -165,9 +165,8 @@ class Checker:
         # A gateway answering 403 to every key it does not know (AWS API Gateway's
         # {"message": "Forbidden"}) answers a mistyped key as it would a working key that may
         # not list models: only a made-up key refused otherwise tells the two apart.
-        same_refusal = accepted.status == FORBIDDEN and (probe.status, probe.message) == (
-            FORBIDDEN,
-            accepted.message,
+        same_refusal = (
+            accepted.status == probe.status == FORBIDDEN and probe.message == accepted.message
         )
         if refused and not same_refusal:
             # Refused (401, or another 403) while this key was let in: keys are checked.
