@@ -154,13 +154,19 @@ def test_checking_a_key_leaves_the_time_it_was_stored(make_app, emulator):
     assert row_of(app, "groq").updated_at > stored.updated_at
 
 
+def saved_custom(make_app, emulator, mode: str, key: str, **settings):
+    """A user who saved ``key`` for a custom endpoint that answers in ``mode``: the app, the
+    browser, and the page the save ended on."""
+    app = app_for(make_app, "custom", **settings)
+    client = signed_in(app)
+    emulator.set_mode("custom", mode)
+    data = {"api_key": key, **emulator.endpoint_config("custom")}
+    return app, client, page(client.post("/keys/custom", data=data, follow_redirects=True))
+
+
 def test_a_server_that_checks_no_keys_does_not_make_any_key_valid(make_app, emulator):
     # A local model server or gateway without authentication lists its models for any key.
-    app = app_for(make_app, "custom")
-    client = signed_in(app)
-    emulator.set_mode("custom", "open")
-    data = {"api_key": "made-up-by-the-user-1234", **emulator.endpoint_config("custom")}
-    html = page(client.post("/keys/custom", data=data, follow_redirects=True))
+    app, client, html = saved_custom(make_app, emulator, "open", "made-up-by-the-user-1234")
     assert "accepted it" not in html and "its state is unknown" in html
     assert "a made-up key was accepted too" in html
     row = row_of(app, "custom")
@@ -175,23 +181,17 @@ def test_a_server_that_checks_no_keys_does_not_make_any_key_valid(make_app, emul
 
 def test_a_slow_server_that_checks_no_keys_is_not_taken_at_its_word(make_app, emulator):
     # The made-up key's answer does not come in time: no clear refusal, so not "valid".
-    app = app_for(make_app, "custom", VALIDATION_TIMEOUT=2)
-    client = signed_in(app)
-    emulator.set_mode("custom", "open")
     emulator.slow("custom", 1.3)
-    data = {"api_key": "anything-at-all-0000", **emulator.endpoint_config("custom")}
-    html = page(client.post("/keys/custom", data=data, follow_redirects=True))
+    app, _, html = saved_custom(
+        make_app, emulator, "open", "anything-at-all-0000", VALIDATION_TIMEOUT=2
+    )
     assert "accepted it" not in html and "did not refuse a made-up one either" in html
     row = row_of(app, "custom")
     assert row.status == "provider_error" and row.is_valid is None
 
 
 def test_a_gateway_that_refuses_other_keys_with_403_has_its_keys_judged(make_app, emulator):
-    app = app_for(make_app, "custom")
-    client = signed_in(app)
-    emulator.set_mode("custom", "forbid_others")
-    data = {"api_key": emulator.valid_key("custom"), **emulator.endpoint_config("custom")}
-    html = page(client.post("/keys/custom", data=data, follow_redirects=True))
+    app, _, html = saved_custom(make_app, emulator, "forbid_others", emulator.valid_key("custom"))
     assert "accepted it" in html
     assert row_of(app, "custom").status == "valid"
     assert len(split_controls(emulator.received("custom"))[1]) == 1
@@ -200,11 +200,7 @@ def test_a_gateway_that_refuses_other_keys_with_403_has_its_keys_judged(make_app
 def test_a_wrong_key_at_such_a_gateway_is_not_taken_for_a_working_one(make_app, emulator):
     # Its 403 to a mistyped key is the 403 it gives a made-up one: not "works, but may not
     # do this", and not "invalid" either (a gateway refusing this address answers the same).
-    app = app_for(make_app, "custom")
-    client = signed_in(app)
-    emulator.set_mode("custom", "forbid_others")
-    data = {"api_key": "mistyped-key-0000-0000", **emulator.endpoint_config("custom")}
-    html = page(client.post("/keys/custom", data=data, follow_redirects=True))
+    app, _, html = saved_custom(make_app, emulator, "forbid_others", "mistyped-key-0000-0000")
     assert "works but is not allowed" not in html
     assert "refused the key just as it refuses a made-up one" in html
     row = row_of(app, "custom")
@@ -213,10 +209,7 @@ def test_a_wrong_key_at_such_a_gateway_is_not_taken_for_a_working_one(make_app, 
 
 
 def test_a_key_such_a_gateway_refuses_in_its_own_words_may_not_do_this(make_app, emulator):
-    app = app_for(make_app, "custom")
-    client = signed_in(app)
-    emulator.set_mode("custom", "forbid_others")
     key = emulator.register("custom", state="forbidden")
-    client.post("/keys/custom", data={"api_key": key, **emulator.endpoint_config("custom")})
+    app, _, _ = saved_custom(make_app, emulator, "forbid_others", key)
     row = row_of(app, "custom")
     assert row.status == "forbidden" and row.is_valid is True
