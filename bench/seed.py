@@ -156,6 +156,7 @@ def session_cookie(app: Flask, user_id: int, remote_addr: str = "127.0.0.1") -> 
         "/", environ_base={"REMOTE_ADDR": remote_addr}, headers={"User-Agent": USER_AGENT}
     ):
         user = db.session.get(User, user_id)
+        user.proven_hash = user.password_hash  # as signing in with its password leaves it
         open_session(user)
         login_user(user)
         generate_csrf()

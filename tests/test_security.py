@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ import pytest
 
 from tests.conftest import PASSWORD, AuthActions
 from tests.helpers import rows_of, store
+from webapp.audit.models import AuditEvent
 from webapp.auth.models import LoginSession, User
 from webapp.db_types import utcnow
 from webapp.extensions import db
@@ -109,6 +111,73 @@ def test_password_change_signs_out_other_sessions(app, auth, client):
     assert response.status_code == 302
     assert client.get("/keys/").status_code == 200  # this browser stays in
     assert other.get("/keys/").status_code == 302  # the other is signed out
+
+
+def _overtaken_sign_in(monkeypatch, app, client, overtake) -> object:
+    """Sign ``client`` in with the right password while ``overtake()`` runs between the
+    password check and the opening of its session, as a request of another browser would."""
+    import webapp.web
+
+    real = webapp.web.open_session
+
+    def open_session_later(user, **kwargs):
+        monkeypatch.setattr(webapp.web, "open_session", real)  # only this sign-in waits
+        # Another thread, as another request is: this one's context and database session
+        # are not to be shared.
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                overtake()
+            except BaseException as exc:  # handed to the test below
+                failed.append(exc)
+
+        other = threading.Thread(target=run)
+        other.start()
+        other.join()
+        if failed:
+            raise failed[0]
+        return real(user, **kwargs)
+
+    monkeypatch.setattr(webapp.web, "open_session", open_session_later)
+    return AuthActions(client).login()
+
+
+def test_a_sign_in_overtaken_by_a_password_change_gets_no_session(app, auth, client, monkeypatch):
+    auth.register()  # the owner's browser
+    thief = app.test_client()
+
+    def change_password():
+        new = PASSWORD + "!"
+        data = {"current": PASSWORD, "password": new, "confirm": new}
+        assert client.post("/auth/password", data=data).status_code == 302
+
+    response = _overtaken_sign_in(monkeypatch, app, thief, change_password)
+    assert response.status_code == 400
+    assert "Email or password is incorrect." in text(response)
+    assert thief.get("/keys/").status_code == 302  # not signed in
+    assert client.get("/keys/").status_code == 200  # the owner's own browser stays in
+    with app.app_context():
+        query = db.select(AuditEvent.details).filter_by(action="auth.login", outcome="denied")
+        assert [d["reason"] for d in db.session.scalars(query)] == ["password_changed"]
+
+
+def test_a_sign_in_overtaken_by_the_accounts_deletion_is_refused_cleanly(
+    app, auth, client, runner, monkeypatch
+):
+    auth.register()
+    auth.logout()
+
+    def purge():
+        result = runner.invoke(args=["keys", "purge-user", "alice@example.com", "--yes"])
+        assert result.exit_code == 0, result.output
+
+    response = _overtaken_sign_in(monkeypatch, app, client, purge)
+    assert response.status_code == 400
+    assert "Email or password is incorrect." in text(response)
+    assert client.get("/keys/").status_code == 302
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(LoginSession.id))) == 0
 
 
 def _copy_cookie(source, target, name: str) -> None:

@@ -30,16 +30,24 @@ def request_info() -> RequestInfo:
     )
 
 
-def sign_in(user: User, *, remember: bool = False) -> None:
-    """Sign ``user`` in on this browser, in a fresh session of its own."""
+#: What a browser is told when its sign-in lost a race with a change to the account.
+SIGN_IN_AGAIN = "Your account changed while you were being signed in. Please sign in again."
+
+
+def sign_in(user: User, *, remember: bool = False) -> bool:
+    """Sign ``user`` in on this browser, in a fresh session of its own; False, and signed
+    out, when the account was deleted or its password changed since this request checked
+    it (``open_session``)."""
     session.clear()  # a fresh session at login: no fixation
-    open_session(user)
+    if not open_session(user, info=request_info()):
+        return False
     login_user(user, remember=remember)
     password_given()
     if not remember and _remember_cookie() is not None:
         # An earlier user's (or an earlier session's) "Keep me signed in" ends here: left in
         # place it would outlive this session and, on a shared browser, name someone else.
         session["_remember"] = "clear"
+    return True
 
 
 def password_given() -> None:

@@ -38,12 +38,20 @@ class User(UserMixin, db.Model):
     # The token of the login session this object was loaded for (not a column): the login
     # cookie names that session, so that logging out can end it alone.
     login_token = None
+    # The password hash this object's password was checked against, or set to, in this
+    # request (not a column): a login session opens only while the account still has it.
+    proven_hash = None
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)  # scrypt
+        self.proven_hash = self.password_hash
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        checked = self.password_hash
+        ok = check_password_hash(checked, password)
+        if ok:
+            self.proven_hash = checked
+        return ok
 
     def get_id(self) -> str:
         if self.login_token is None:

@@ -25,6 +25,7 @@ from webapp.extensions import limiter
 from webapp.ratelimit import account_rate_key, configured, ip_rate_key
 from webapp.tokens import service as tokens
 from webapp.web import (
+    SIGN_IN_AGAIN,
     form_status,
     no_store,
     password_given,
@@ -71,7 +72,9 @@ def register():
         except services.EmailTaken:
             form.email.errors.append("An account with this email already exists.")
         else:
-            sign_in(user)
+            if not sign_in(user):
+                flash(SIGN_IN_AGAIN, "error")
+                return redirect(url_for("auth.login"))
             flash("Welcome to Keyhold. Add your first API key below.", "success")
             return redirect(url_for("keys.dashboard"))
     return render_template("auth/register.html", form=form), form_status(form)
@@ -86,8 +89,9 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         user = services.authenticate(form.email.data, form.password.data, info=request_info())
-        if user is not None:
-            sign_in(user, remember=form.remember.data)
+        # A sign-in that a password change (or the account's deletion) overtook after the
+        # password was checked is refused like a wrong password: it is one now.
+        if user is not None and sign_in(user, remember=form.remember.data):
             return redirect(safe_next(request.args.get("next"), url_for("keys.dashboard")))
         form.form_errors.append("Email or password is incorrect.")
     return render_template("auth/login.html", form=form), form_status(form)
@@ -145,7 +149,9 @@ def change_password():
         if changed:
             # The change ended every session, this one too; a browser that was kept signed in
             # stays so, under its new session.
-            sign_in(user, remember=remembered())
+            if not sign_in(user, remember=remembered()):
+                flash(SIGN_IN_AGAIN, "error")
+                return redirect(url_for("auth.login"))
             flash(_changed_message(changed), "success")
             return redirect(url_for("keys.dashboard"))
         form.current.errors.append("That is not your current password.")

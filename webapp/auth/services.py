@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_login.config import COOKIE_DURATION
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 
 from webapp import monitoring
@@ -102,19 +103,42 @@ def session_lifetime() -> timedelta:
     return duration if isinstance(duration, timedelta) else timedelta(seconds=int(duration))
 
 
-def open_session(user: User) -> None:
-    """Start a login session for ``user``; ``user.get_id()`` then names it for the cookie."""
+def open_session(user: User, *, info: RequestInfo | None = None) -> bool:
+    """Start a login session for ``user``; ``user.get_id()`` then names it for the cookie.
+
+    False, with nothing opened and a refused ``auth.login`` on the record, when the account
+    was deleted or its password changed since this request checked (or set) it: a sign-in
+    that raced a password change would otherwise outlive the change that ended every other
+    session.
+    """
+    user_id = sa_inspect(user).identity[0]  # read without a reload: the row may be gone
+    proven = user.proven_hash
+    lock_account(user_id)  # a password change in progress commits first, or waits for this
+    current = db.session.scalar(db.select(User.password_hash).where(User.id == user_id))
+    if proven is None or current != proven:
+        db.session.rollback()
+        reason = "account_deleted" if current is None else "password_changed"
+        record(
+            "auth.login",
+            outcome="denied",
+            subject_id=None if current is None else user_id,
+            info=info,
+            details={"reason": reason},
+        )
+        db.session.commit()
+        return False
     token = LoginSession.new_token()
     # The user's sessions that have outlived any cookie end here instead of piling up.
     db.session.execute(
         db.delete(LoginSession).where(
-            LoginSession.user_id == user.id,
+            LoginSession.user_id == user_id,
             LoginSession.created_at < utcnow() - session_lifetime(),
         )
     )
-    db.session.add(LoginSession(user_id=user.id, token_hash=LoginSession.hash_token(token)))
+    db.session.add(LoginSession(user_id=user_id, token_hash=LoginSession.hash_token(token)))
     db.session.commit()
     user.login_token = token
+    return True
 
 
 #: The user of a live login session, looked up on every signed-in request. Built

@@ -27,7 +27,7 @@ from webapp.ratelimit import configured
 from webapp.setup import service
 from webapp.setup.forms import AdminAccountForm, SetupTokenForm
 from webapp.setup.limits import token_guesses
-from webapp.web import form_status, no_store, request_info, sign_in
+from webapp.web import SIGN_IN_AGAIN, form_status, no_store, request_info, sign_in
 
 bp = Blueprint("setup", __name__, url_prefix="/setup")
 
@@ -122,7 +122,9 @@ def finish():
         except service.AccountRefused as exc:
             form.email.errors.append(exc.fields.get("email", exc.message))
         else:
-            sign_in(user)  # a fresh session for the new admin: no fixation
+            if not sign_in(user):  # a fresh session for the new admin: no fixation
+                flash(SIGN_IN_AGAIN, "error")
+                return redirect(url_for("auth.login"))
             flash("Setup is finished. You are signed in as the admin.", "success")
             return redirect(url_for("admin.keys"))
     statuses = global_keys.list_global_status()
