@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import stamp
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 
 from tests.emulator import Emulator
 from webapp import create_app
@@ -92,6 +93,25 @@ def _push_request_context():
     """Replace pytest-flask's: a request context held open across a whole test
     would share ``g`` between the test's requests, which no browser does."""
     yield
+
+
+@pytest.fixture
+def empty_database(db_url, tmp_path) -> Iterator[str]:
+    """A database of the suite's engine with nothing in it."""
+    url = make_url(db_url)
+    if url.get_backend_name() != "postgresql":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        return
+    name = f"keyhold_empty_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

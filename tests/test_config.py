@@ -205,6 +205,24 @@ def test_a_command_says_why_it_cannot_reach_the_database(tmp_path, command, says
     assert "Traceback" not in ran.stderr and "hunter22" not in ran.stderr
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["keys", "rotate-secret"],
+        ["keys", "revalidate"],
+        ["audit", "verify"],
+        ["setup-token"],
+        ["setup-token", "--first-start"],
+    ],
+)
+def test_a_command_on_a_database_without_tables_says_to_migrate(tmp_path, empty_database, command):
+    ran = _run(["-m", "flask", "--app", "webapp", *command], tmp_path, DATABASE_URL=empty_database)
+    assert ran.returncode == 1
+    assert "Error: The database (DATABASE_URL) does not hold the tables" in ran.stderr
+    assert "flask --app webapp db upgrade" in ran.stderr
+    assert "Traceback" not in ran.stderr
+
+
 def test_gunicorn_gets_the_message_it_prints_and_stops_on(clean_env, monkeypatch):
     # gunicorn shows an AppImportError's message alone and halts instead of restarting workers.
     monkeypatch.setenv("KEYHOLD_ENV", "production")

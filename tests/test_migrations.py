@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
-from collections.abc import Iterator
 from contextlib import closing
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect, make_url, text
+from sqlalchemy import inspect, text
 
 from tests.conftest import PASSWORD, base_config
 from webapp import create_app
 from webapp.auth.services import register
 from webapp.extensions import db
-
-
-@pytest.fixture
-def empty_database(db_url, tmp_path) -> Iterator[str]:
-    """A database of the suite's engine with nothing in it."""
-    url = make_url(db_url)
-    if url.get_backend_name() != "postgresql":
-        yield f"sqlite:///{tmp_path / 'migrations.sqlite3'}"
-        return
-    name = f"keyhold_migrations_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _schema_diff(app) -> list:

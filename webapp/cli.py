@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 
 import click
 from flask import Flask
@@ -164,16 +165,40 @@ def purge_user_command(email: str, yes: bool) -> None:
     )
 
 
+#: SQLSTATEs of a table or column the database does not have (PostgreSQL)
+_UNDEFINED = {"42P01", "42703"}
+#: how SQLite words the same
+_SQLITE_UNDEFINED = ("no such table", "no such column", "has no column named")
+
+
+def _schema_not_there(exc: BaseException) -> bool:
+    """Whether a driver error says that a table or column is missing."""
+    if getattr(exc, "sqlstate", None) in _UNDEFINED:
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and str(exc).startswith(_SQLITE_UNDEFINED)
+
+
 def _unreachable_for_operators(context: ExceptionContext) -> None:
-    """In a command (``flask db upgrade``, ``flask keys rotate-secret``...), a database that
-    cannot be connected to is one line that says why, not two tracebacks with the reason at
-    their end. The driver's reason names the host, port, user and database, never the
-    password. Requests (``flask run`` included) keep their own answer: a 503."""
+    """In a command (``flask keys rotate-secret``, ``flask audit verify``...), a database that
+    cannot be connected to, or that does not hold this release's tables (``flask db upgrade``
+    not run, or DATABASE_URL missing from a cron job's environment), is one line that says
+    why and what to do, not two tracebacks with the reason at their end. The driver's reason
+    names the host, port, user and database, never the password. Requests (``flask run``
+    included) keep their own answer: a 503. ``flask db`` and ``flask shell`` show the error
+    itself: a migration that fails is not the operator's mistake."""
     command = click.get_current_context(silent=True)
-    if command is None or command.info_name == "run" or context.connection is not None:
-        return  # not a command, or the connection was made: the error is about something else
+    if command is None or command.info_name == "run":
+        return
     reason = " ".join(str(context.original_exception).split()) or "no reason given"
-    raise click.ClickException(f"Keyhold cannot reach its database (DATABASE_URL): {reason}")
+    if context.connection is None:
+        raise click.ClickException(f"Keyhold cannot reach its database (DATABASE_URL): {reason}")
+    words = command.command_path.split()
+    if _schema_not_there(context.original_exception) and not {"db", "shell"} & set(words):
+        raise click.ClickException(
+            f"The database (DATABASE_URL) does not hold the tables this release of Keyhold "
+            f"needs ({reason}): run `flask --app webapp db upgrade` first, or check that "
+            f"DATABASE_URL names the right database."
+        )
 
 
 def register(app: Flask) -> None:
