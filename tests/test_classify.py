@@ -125,6 +125,33 @@ def test_a_compressed_answer_cannot_fill_the_memory(make_app, emulator):
     assert BOMB_SIZE >= 8 * MAX_BODY_BYTES and peak < 3 * MAX_BODY_BYTES
 
 
+@pytest.mark.parametrize("status", [200, 401])
+def test_an_answer_of_countless_small_values_is_not_read_into_memory(status):
+    # Within the byte cap, and a few kilobytes gzipped: read as JSON it would be millions
+    # of objects, some thirty times the cap in memory, from any custom endpoint a user names.
+    import tracemalloc
+
+    body = b'{"data":[' + b",".join([b"{}"] * (MAX_BODY_BYTES // 3 - 4)) + b"]}"
+    assert len(body) <= MAX_BODY_BYTES
+    answer = Answer(status, {"content-type": "application/json"}, body, 5)
+    tracemalloc.start()
+    try:
+        result = classify(get_provider("custom"), answer, key=KEY, expect="data")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.status == "provider_error" and result.is_valid is None  # not a verdict
+    assert "more values than Keyhold reads" in result.describe()
+    assert peak < MAX_BODY_BYTES // 4
+
+
+def test_a_long_model_list_is_still_read():
+    models = [{"id": f"org/model-{i}", "object": "model", "created": i} for i in range(5000)]
+    body = json.dumps({"object": "list", "data": models}).encode()
+    result = classify(get_provider("custom"), Answer(200, {}, body, 5), key=KEY, expect="data")
+    assert result.status == "valid" and len(result.models) > 100
+
+
 def test_a_200_that_is_not_the_providers_answer_is_not_valid(make_app, emulator):
     # A 200 from the wrong service (here an override that points OpenAI at Together,
     # whose list is a bare array) lacks OpenAI's fields, so it proves nothing.

@@ -37,6 +37,11 @@ REDACTED = "[redacted]"
 MAX_MESSAGE = 300
 MAX_MODELS = 1000
 MAX_MODEL_ID = 200
+#: JSON values (counted by their separators and openings) an answer may hold to be read:
+#: the longest real answer, Together's model list, holds a few tens of thousands. Each value
+#: read becomes a Python object of 50 bytes or more, so an answer within the byte cap made of
+#: ``{},{},...`` (a few kilobytes gzipped) would otherwise cost some 30 times the cap.
+MAX_JSON_VALUES = 200_000
 _MESSAGE_PATHS = ("error.message", "error", "message", "detail")
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
 _TOKEN = re.compile(r"[^\s\"'<>(),;\[\]{}]+")
@@ -328,8 +333,15 @@ def classify(
             f"The provider redirected the check to {scrub(_host(answer), key)}; Keyhold does "
             "not follow redirects, so the key was not sent there.",
         )
+    body = answer.body
+    if body.count(b",") + body.count(b"[") + body.count(b"{") > MAX_JSON_VALUES:
+        return result(
+            PROVIDER_ERROR,
+            f"The provider answered HTTP {status} with more values than Keyhold reads in "
+            "an answer, so the key was not judged.",
+        )
     try:
-        data = _json(answer.body) if answer.body.strip() else None
+        data = _json(body) if body.strip() else None
     except (ValueError, UnicodeDecodeError, RecursionError):  # nested past Python's limit
         data = None
     if data is None:
