@@ -11,7 +11,7 @@ from tests.emulator_answers import openai_mask
 from tests.validation_helpers import app_for
 from webapp.providers.catalog import get_provider
 from webapp.providers.checks import app_checker, deep_check_model
-from webapp.providers.classify import REDACTED, classify, scrub
+from webapp.providers.classify import MAX_MESSAGE, REDACTED, classify, scrub
 from webapp.providers.client import MAX_BODY_BYTES, Answer, Outgoing, ProviderHTTP
 
 
@@ -247,6 +247,30 @@ def test_a_redirect_to_a_host_named_after_the_key_keeps_the_key_out_of_the_note(
     result = classify(get_provider("groq"), answer, key=key, expect="data")
     assert result.status == "provider_error" and "redirected" in result.describe()
     assert key.casefold()[4:20] not in result.describe().casefold()
+
+
+@pytest.mark.parametrize("key", ["Tok3n,Ab9xQ;Zr7Lm,Pq2Ws;Kd8Vn", "Ab(9x)Q[Zr]7L{mP}q2'W\"s<K>d8V"])
+def test_a_cut_echo_of_a_key_with_punctuation_is_scrubbed(key):
+    # A custom gateway's key may hold any printable character, some of which split words.
+    said = scrub(f"Invalid API key: {key[:-2]} (check it)", key)
+    assert said == f"Invalid API key: {REDACTED} (check it)"
+
+
+def test_scrub_reads_only_the_start_of_a_message_whose_words_are_far_apart(monkeypatch):
+    from webapp.providers import classify as module
+
+    looked_at: list[str] = []
+    original = module._runs_of_key
+
+    def counted(text: str, key: str) -> str:
+        looked_at.append(text)
+        return original(text, key)
+
+    monkeypatch.setattr(module, "_runs_of_key", counted)
+    key = "Tok3n,Ab9xQ;Zr7Lm,Pq2Ws;Kd8Vn"
+    said = scrub(f"{key[:-1]} " + "(" * 5_000_000 + key[:-1], key)
+    assert said.startswith(f"{REDACTED} (((") and len(said) == MAX_MESSAGE
+    assert sum(map(len, looked_at)) <= 2 * MAX_MESSAGE
 
 
 def test_scrub_leaves_ordinary_messages_alone():

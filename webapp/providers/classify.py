@@ -146,6 +146,24 @@ def _key_fragment_in(token: str, key: str) -> bool:
     return any(token[i : i + _FRAGMENT] in key for i in range(len(token) - _FRAGMENT + 1))
 
 
+def _runs_of_key(text: str, key: str) -> str:
+    """``text`` with every run of _FRAGMENT or more of the key's characters (in any case)
+    replaced, word breaks included: a custom key may hold , ; ( ) [ ] { } < > and quotes,
+    which split the words the first pass looks at into pieces too short to tell."""
+    folded_key = key.casefold()
+    covered_to, spans = -1, []
+    for i in range(len(text) - _FRAGMENT + 1):
+        if text[i : i + _FRAGMENT].casefold() in folded_key:
+            if spans and i <= covered_to:
+                spans[-1][1] = i + _FRAGMENT
+            else:
+                spans.append([i, i + _FRAGMENT])
+            covered_to = i + _FRAGMENT
+    for start, end in reversed(spans):
+        text = text[:start] + REDACTED + text[end:]
+    return text
+
+
 def _masked_form_of(token: str, key: str) -> bool:
     if "**" in token:
         return True  # OpenAI's "sk-proj-****abcd", DeepSeek's "****cd15", xAI's "ba***na"
@@ -184,6 +202,9 @@ def scrub(text: str, key: str) -> str:
     else:
         kept.append(text[end:])
     text = "".join(kept)
+    if len(key) >= _FRAGMENT:
+        # Only as far as could be shown: the gaps between words kept above are not bounded.
+        text = _runs_of_key(text[: 2 * MAX_MESSAGE], key)
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "\u2026"
 
 
