@@ -256,17 +256,23 @@ def test_a_cut_echo_of_a_key_with_punctuation_is_scrubbed(key):
     assert said == f"Invalid API key: {REDACTED} (check it)"
 
 
-def test_scrub_reads_only_the_start_of_a_message_whose_words_are_far_apart(monkeypatch):
+def _texts_given_to(monkeypatch, name: str) -> list[str]:
+    """The texts scrub hands to its helper ``name``, collected as it runs."""
     from webapp.providers import classify as module
 
     looked_at: list[str] = []
-    original = module._runs_of_key
+    original = getattr(module, name)
 
-    def counted(text: str, key: str) -> str:
+    def counted(text: str, key: str):
         looked_at.append(text)
         return original(text, key)
 
-    monkeypatch.setattr(module, "_runs_of_key", counted)
+    monkeypatch.setattr(module, name, counted)
+    return looked_at
+
+
+def test_scrub_reads_only_the_start_of_a_message_whose_words_are_far_apart(monkeypatch):
+    looked_at = _texts_given_to(monkeypatch, "_runs_of_key")
     key = "Tok3n,Ab9xQ;Zr7Lm,Pq2Ws;Kd8Vn"
     said = scrub(f"{key[:-1]} " + "(" * 5_000_000 + key[:-1], key)
     assert said.startswith(f"{REDACTED} (((") and len(said) == MAX_MESSAGE
@@ -282,16 +288,7 @@ def test_scrub_leaves_ordinary_messages_alone():
 def test_scrub_reads_a_huge_message_only_as_far_as_it_shows_it(monkeypatch):
     # Megabytes of words from a custom endpoint (whoever runs it): only the words that fit in
     # the shown message are looked at for the key, and only as far as they could be shown.
-    from webapp.providers import classify as module
-
-    looked_at: list[str] = []
-    original = module._key_fragment_in
-
-    def counted(token: str, key: str) -> bool:
-        looked_at.append(token)
-        return original(token, key)
-
-    monkeypatch.setattr(module, "_key_fragment_in", counted)
+    looked_at = _texts_given_to(monkeypatch, "_key_fragment_in")
     for message in (
         f"Incorrect key {KEY[5:30]}: " + "try again " * 400_000,
         f"Incorrect key {KEY[5:30]}-" + "x" * 4_000_000 + KEY,  # one word of megabytes
