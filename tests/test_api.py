@@ -442,6 +442,14 @@ def test_delete_all_keys(app, alice):
     response = bodyless(alice, "DELETE", "/api/api-keys/")
     assert response.status_code == 200 and response.get_json() == {"deleted": 3}
     assert rows_of(app, USER) == []
+    # Again, with nothing left: it changes nothing, so it is not one more audit row each time.
+    for _ in range(3):
+        assert bodyless(alice, "DELETE", "/api/api-keys/").get_json() == {"deleted": 0}
+    with app.app_context():
+        query = db.select(AuditEvent.details).filter_by(action="key.clear_all")
+        assert list(db.session.scalars(query)) == [
+            {"count": 3, "providers": ["groq", "mistral", "openai"]}
+        ]
 
 
 def test_another_users_keys_are_not_found(app, alice, user_client):

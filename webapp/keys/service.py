@@ -218,6 +218,8 @@ def delete_key(
 
 
 def clear_keys(user: User, *, info: RequestInfo | None = None) -> int:
+    """Delete all of the user's keys; audited when there was one to delete (a call that
+    changes nothing leaves no row, as deleting a key that is not there leaves none)."""
     user_id = user.id
     with audited("key.clear_all", actor_id=user_id, info=info):
         # One statement: the keys it names are the keys it deleted, whatever other tabs did.
@@ -226,6 +228,8 @@ def clear_keys(user: User, *, info: RequestInfo | None = None) -> int:
             .where(UserAPIKey.user_id == user_id)
             .returning(UserAPIKey.provider)
         ).all()
+        if not providers:
+            return 0
         record(
             "key.clear_all",
             actor_id=user_id,
