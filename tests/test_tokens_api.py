@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -332,6 +333,36 @@ def test_resolve_is_refused_without_the_scope_and_to_a_browser(app, alice):
         assert key not in response.get_data(as_text=True)
     [denied] = audit_rows(app, "token.resolve")
     assert denied.outcome == "denied" and denied.details["reason"] == "token_required"
+
+
+def test_repeated_resolve_refusals_are_audited_once_a_run_and_each_logged(make_app, caplog):
+    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_DEFAULT="1000/minute")
+    browser = app.test_client()
+    AuthActions(browser).register(ALICE)
+    _, token = issue(app, scopes=["keys:resolve"])
+    script = app.test_client()
+    caplog.set_level(logging.INFO)
+    for _ in range(5):
+        assert browser.post("/api/keys/resolve/groq", json={}).status_code == 403
+        assert call(script, "POST", "/api/keys/resolve/groq", token).status_code == 404
+    # Another provider, and then a key handed out: each on the record.
+    assert call(script, "POST", "/api/keys/resolve/mistral", token).status_code == 404
+    store(app, ALICE, "groq")
+    assert all(
+        call(script, "POST", "/api/keys/resolve/groq", token).status_code == 200 for _ in range(3)
+    )
+    rows = [
+        (r.outcome, r.provider, r.details.get("reason")) for r in audit_rows(app, "token.resolve")
+    ]
+    refusals = [row for row in rows if row[0] != "ok"]
+    assert refusals == [
+        ("denied", "groq", "token_required"),
+        ("failed", "groq", "no_key"),
+        ("failed", "mistral", "no_key"),
+    ]
+    assert [row[0] for row in rows].count("ok") == 3  # every key handed out
+    logged = [r for r in caplog.records if getattr(r, "event", None) == "token.resolve"]
+    assert len(logged) == 14
 
 
 def test_every_resolve_is_audited_even_without_a_key(app, alice):

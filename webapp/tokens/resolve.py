@@ -3,8 +3,10 @@
 This is the one place a stored key's plaintext leaves Keyhold after it was
 saved, so it is narrow: only for a request authenticated by an access token
 that carries the scope (never for a browser session), only the owner's own
-key unless the admin allows handing out global keys too, and every call,
-answered or refused, leaves an audit row.
+key unless the admin allows handing out global keys too. Every key handed out
+leaves an audit row; a call that hands nothing out leaves one too, except when
+the same caller was refused the same way within the last ten minutes (a script
+polling for a key that is not there): those are logged, as every call is.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from webapp.audit.service import RequestInfo, record
 from webapp.auth.models import User
+from webapp.counters import first_refusal
 from webapp.crypto import KeyDecryptionError, mask_key
 from webapp.errors import CODES
 from webapp.extensions import db
@@ -63,8 +66,10 @@ def audited_call(
     except Exception as exc:
         db.session.rollback()
         outcome, reason = _outcome_of(exc)
+        caller = f"{user.id}:{token.id if token is not None else '-'}"
+        audit = first_refusal("resolve", f"{caller}:{provider_id[:40]}:{outcome}:{reason}")
         try:
-            _record(user, token, provider_id, info, outcome=outcome, reason=reason)
+            _record(user, token, provider_id, info, outcome=outcome, audit=audit, reason=reason)
         except Exception as write_error:
             db.session.rollback()
             # The call's own error is the one to answer with; the type only, as in
@@ -115,6 +120,7 @@ def _record(
     info: RequestInfo | None,
     *,
     outcome: str,
+    audit: bool = True,
     **details: Any,
 ) -> None:
     if token is not None:
@@ -123,15 +129,16 @@ def _record(
     if get_provider(provider_id) is None:
         # Not a provider: the name came from the URL, so it goes in the details, cut short.
         provider, details = None, {**details, "requested": provider_id[:40]}
-    record(
-        "token.resolve",
-        outcome=outcome,
-        actor_id=user.id,
-        provider=provider,
-        info=info,
-        details=details,
-    )
-    db.session.commit()
+    if audit:
+        record(
+            "token.resolve",
+            outcome=outcome,
+            actor_id=user.id,
+            provider=provider,
+            info=info,
+            details=details,
+        )
+        db.session.commit()
     log.info(
         "key resolve for user %s, %s: %s",
         user.id,
