@@ -17,6 +17,7 @@ from sqlalchemy import event, text
 from tests.fakekeys import fake_key
 from tests.helpers import rows_of, store
 from webapp.audit.models import AuditEvent
+from webapp.db_types import utcnow
 from webapp.extensions import db
 from webapp.keys.models import GlobalAPIKey
 
@@ -180,6 +181,28 @@ def test_switching_the_fallback_of_a_global_key_deleted_meanwhile(app, admin_cli
     assert "The global Groq key was deleted meanwhile" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(db.select(GlobalAPIKey)) is None
+
+
+def test_a_reminder_set_on_a_page_left_open_is_not_put_on_the_key_that_replaced_it(
+    app, user_client
+):
+    alice = user_client(EMAIL)
+    store(app, EMAIL, "groq")
+    page = alice.get("/keys/groq").get_data(as_text=True)
+    second = store(app, EMAIL, "groq", fake_key("groq"))  # replaced in another tab
+    when = (utcnow() + timedelta(days=30)).date().isoformat()
+    response = alice.post("/keys/groq/expiry", data={"expires_at": when, "shown": _shown(page)})
+    assert response.status_code == 409
+    again = response.get_data(as_text=True)
+    assert "Your Groq key was replaced after this page was shown" in again
+    assert second[-4:] in again  # the page shows the key stored now
+    [row] = rows_of(app, EMAIL)
+    assert row.expires_at is None
+    assert ("key.expiry", "ok") not in audit_trail(app)
+    # From the page as it is now, the reminder goes on the key it shows.
+    data = {"expires_at": when, "shown": _shown(again)}
+    assert alice.post("/keys/groq/expiry", data=data).status_code == 302
+    assert rows_of(app, EMAIL)[0].expires_at.date().isoformat() == when
 
 
 def test_a_global_key_replaced_during_its_delete_is_kept(app, admin_client, emulator):

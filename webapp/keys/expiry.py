@@ -16,7 +16,7 @@ from webapp.auth.models import User
 from webapp.crypto import fingerprint
 from webapp.db_types import utcnow
 from webapp.extensions import db
-from webapp.keys.errors import InvalidKeyInput, KeyNotFound
+from webapp.keys.errors import InvalidKeyInput, KeyNotFound, KeyReplaced
 from webapp.keys.models import UserAPIKey
 from webapp.keys.service import get_user_key_row
 from webapp.keys.statuses import KeyStatus, list_status
@@ -89,10 +89,22 @@ def parse_expiry(value: Any, field: str = "expires_at") -> datetime | None:
 
 
 def set_expiry(
-    user: User, provider_id: str, expires_at: datetime | None, *, info: RequestInfo | None = None
+    user: User,
+    provider_id: str,
+    expires_at: datetime | None,
+    *,
+    info: RequestInfo | None = None,
+    shown: str | None = None,
 ) -> None:
-    """Set or clear the reminder on the user's stored key (already parsed)."""
+    """Set or clear the reminder on the user's stored key (already parsed); with ``shown``
+    (the fingerprint of the key a page showed), only if it is still that key: ``KeyReplaced``
+    otherwise."""
     row = get_user_key_row(user, provider_id)
+    if shown is not None and shown != fingerprint(row.key_hash):
+        raise KeyReplaced(
+            f"Your {provider_name(provider_id)} key was replaced after this page was shown; "
+            "its reminder was not changed. This is the key stored now."
+        )
     before = row.expires_at
     details = {
         "hint": row.key_hint,

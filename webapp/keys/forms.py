@@ -39,9 +39,12 @@ def _sent(form: PageForm, field: Field) -> None:
 
 
 class ExpiryForm(PageForm):
-    """The reminder alone, for a key already stored."""
+    """The reminder alone, for a key already stored; ``shown`` names (by fingerprint) the key
+    the page showed, so that a reminder set from a page left open is not put on a key that
+    replaced it meanwhile."""
 
     expires_at = _expiry_field(_sent)
+    shown = HiddenField()
 
 
 _form_classes: dict[tuple[str, type[KeyForm]], type[KeyForm]] = {}

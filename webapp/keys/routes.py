@@ -43,11 +43,16 @@ def dashboard():
     )
 
 
-def _edit_page(provider: Provider, status: statuses.KeyStatus, form, expiry_form):
+def _edit_page(
+    provider: Provider, status: statuses.KeyStatus, form, expiry_form, *, refused: bool = False
+):
+    """The key's page; its reminder form names the key shown. After a reminder refused for
+    a key replaced meanwhile, the same page for the key stored now: a 409."""
+    expiry_form.shown.data = status.fingerprint
     page = render_template(
         "keys/edit.html", provider=provider, form=form, status=status, expiry_form=expiry_form
     )
-    return page, max(form_status(form), form_status(expiry_form))
+    return page, 409 if refused else max(form_status(form), form_status(expiry_form))
 
 
 def _reminder(status: statuses.KeyStatus) -> dict:
@@ -101,17 +106,25 @@ def set_expiry(provider_id: str):
     if not status.has_key:
         abort(404)
     form = ExpiryForm()
+    refused = False
     if form.validate_on_submit():
         try:
             when = expiry.parse_expiry(form.expires_at.data)
-            expiry.set_expiry(current_user, provider.id, when, info=request_info())
+            expiry.set_expiry(
+                current_user, provider.id, when, info=request_info(), shown=form.shown.data
+            )
         except InvalidKeyInput as exc:
             form.expires_at.errors.extend(exc.fields.values())
+        except KeyReplaced as exc:
+            form.expires_at.errors.append(str(exc))
+            refused = True
+            status = statuses.key_status(current_user, provider.id)
         else:
             text = f"on {when:%Y-%m-%d}" if when else "cleared"
             flash(f"The expiry reminder of your {provider.name} key was {text}.", "success")
             return redirect(url_for(".dashboard"))
-    return _edit_page(provider, status, _key_form(provider, status, formdata=None), form)
+    key_form = _key_form(provider, status, formdata=None)
+    return _edit_page(provider, status, key_form, form, refused=refused)
 
 
 @bp.route("/<provider_id>/delete", methods=["GET", "POST"])
