@@ -308,6 +308,21 @@ def test_a_nul_in_a_field_or_query_is_a_clear_400(client, auth, admin_client):
     assert auth.login().status_code == 302  # the account is untouched
 
 
+def test_a_nul_in_the_path_or_the_user_agent_is_a_clear_400(app, auth, client):
+    # Each would reach an audit row (the browser's User-Agent; a resolve's provider name).
+    auth.register()
+    rows = db.select(db.func.count(AuditEvent.id))
+    with app.app_context():
+        before = db.session.scalar(rows)
+    logout = client.post("/auth/logout", headers={"User-Agent": "Mozilla/5.0\x00"})
+    assert logout.status_code == 400 and "NUL character" in text(logout)
+    resolve = client.post("/api/keys/resolve/gr%00oq", json={})
+    assert resolve.status_code == 400 and resolve.get_json()["error"]["code"] == "invalid_text"
+    assert client.get("/keys/").status_code == 200  # still signed in: nothing was done
+    with app.app_context():
+        assert db.session.scalar(rows) == before
+
+
 def test_error_pages_are_in_the_site_look(client):
     response = client.get("/definitely-not-here")
     assert response.status_code == 404

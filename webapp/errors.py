@@ -74,20 +74,26 @@ def error_response(
         return render_template("errors/generic.html", message=message, status=status), status
 
 
-def refuse_nul_in_query():
-    """A NUL in a query parameter is a 400, before any view reads it.
+def refuse_nul():
+    """A NUL in the path, a query parameter or the User-Agent is a 400, before any view
+    reads it.
 
     No browser sends one, and PostgreSQL cannot hold one as text: a filter
-    looked up with it would fail as a server error. JSON bodies are held to the
-    same rule, and form fields by their forms, next to the field.
+    looked up with it, or the audit row that keeps the path's provider name or the
+    browser's User-Agent, would fail as a server error (gunicorn refuses such a header
+    itself; other servers pass it on). JSON bodies are held to the same rule, and form
+    fields by their forms, next to the field.
     """
+    user_agent = request.headers.get("User-Agent", "")
+    if "\x00" in request.path or "\x00" in user_agent:
+        return error_response(400, "invalid_text", "The request holds a NUL character.")
     if any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
         return error_response(400, "invalid_text", "A query parameter holds a NUL character.")
     return None
 
 
 def register_errorhandlers(app: Flask) -> None:
-    app.before_request(refuse_nul_in_query)
+    app.before_request(refuse_nul)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
