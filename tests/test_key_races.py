@@ -8,6 +8,7 @@ before a statement of this request runs, or just after it commits), on both engi
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -17,11 +18,15 @@ from sqlalchemy import event, text
 from tests.fakekeys import fake_key
 from tests.helpers import rows_of, store
 from webapp.audit.models import AuditEvent
+from webapp.auth.services import find_user
 from webapp.db_types import utcnow
 from webapp.extensions import db
 from webapp.keys.models import GlobalAPIKey
+from webapp.keys.resolve import get_key_for
 
 EMAIL = "alice@example.com"
+#: how long a racing change may take when nothing holds it up
+RACE_WAIT = 2.0
 
 
 def other_tab(app, sql: str) -> Callable[[], None]:
@@ -72,6 +77,36 @@ def just_after_commit(change: Callable[[], None]) -> Iterator[None]:
     assert done, "nothing was committed"
 
 
+@contextmanager
+def racing(app, statement: str, change: Callable[[], object]) -> Iterator[None]:
+    """Start ``change`` (another request, in a thread of its own) just before this request
+    first runs a statement that starts with ``statement``, and give it RACE_WAIT seconds to
+    finish before this request goes on. A change that must wait for this request's locks
+    finishes after it instead, and is waited for at the end."""
+    started: list[threading.Thread] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            change()
+        except BaseException as exc:  # raised in the test's own thread below
+            failed.append(exc)
+
+    def start() -> None:
+        started.append(threading.Thread(target=run))
+        started[0].start()
+        started[0].join(timeout=RACE_WAIT)
+
+    try:
+        with just_before(app, statement, start):
+            yield
+    finally:
+        for thread in started:
+            thread.join()
+    if failed:
+        raise failed[0]
+
+
 def audit_trail(app) -> list[tuple[str, str]]:
     with app.app_context():
         rows = db.session.execute(
@@ -87,7 +122,8 @@ def test_a_key_replaced_while_another_tab_deletes_it_is_stored(app, user_client)
     store(app, EMAIL, "groq")
     new = fake_key("groq")
     delete = other_tab(app, "DELETE FROM user_api_keys")
-    with just_before(app, "UPDATE USER_API_KEYS", delete):
+    # Deleted after the save was sent and before it takes the account (its first write).
+    with just_before(app, "UPDATE USERS", delete):
         response = alice.post(
             "/api/api-keys/set", json={"provider": "groq", "api_key": new, "validate": False}
         )
@@ -95,6 +131,60 @@ def test_a_key_replaced_while_another_tab_deletes_it_is_stored(app, user_client)
     [row] = rows_of(app, EMAIL)
     assert row.key_hint.endswith(new[-4:])
     assert audit_trail(app)[-1] == ("key.set", "ok")
+
+
+def test_saving_the_stored_key_again_while_another_tab_saves_a_new_one_keeps_one_whole_key(
+    app, user_client
+):
+    # The re-save's row differs from the stored one in its ciphertext alone: written as a
+    # difference from a row the other tab replaced meanwhile, it mixed the two keys.
+    alice = user_client(EMAIL)
+    first, second = fake_key("openai"), fake_key("openai")
+    store(app, EMAIL, "openai", first)
+    body = {"provider": "openai", "validate": False}
+
+    def other_tab_saves() -> None:
+        response = alice.post("/api/api-keys/set", json={**body, "api_key": second})
+        assert response.status_code == 200, response.get_data(as_text=True)
+
+    with racing(app, "UPDATE USER_API_KEYS SET ENCRYPTED_KEY", other_tab_saves):
+        response = alice.post("/api/api-keys/set", json={**body, "api_key": first})
+    assert response.status_code == 200
+    with app.app_context():
+        assert get_key_for(find_user(EMAIL), "openai").value == second  # the later save
+    assert alice.post("/api/api-keys/validate/openai", json={}).status_code == 200
+
+
+def test_a_replacement_does_not_take_a_verdict_on_the_old_key_given_meanwhile(
+    app, user_client, emulator
+):
+    alice = user_client(EMAIL)
+    old, new = fake_key("openai"), fake_key("openai")
+    emulator.register("openai", old, state="revoked")
+    store(app, EMAIL, "openai", old, **emulator.endpoint_config("openai"))
+
+    def other_tab_checks_the_old_key() -> None:
+        assert alice.post("/api/api-keys/validate/openai", json={}).status_code == 200
+
+    body = {"provider": "openai", "api_key": new, "validate": False}
+    with racing(app, "UPDATE USER_API_KEYS SET ENCRYPTED_KEY", other_tab_checks_the_old_key):
+        assert alice.post("/api/api-keys/set", json=body).status_code == 200
+    [row] = rows_of(app, EMAIL)
+    assert row.key_hint.endswith(new[-4:])
+    assert (row.status, row.is_valid, row.last_error) == ("unchecked", None, None)
+
+
+def test_a_key_deleted_as_its_check_is_recorded_is_not_a_server_error(app, user_client, emulator):
+    alice = user_client(EMAIL)
+    key = fake_key("groq")
+    emulator.register("groq", key)
+    store(app, EMAIL, "groq", key, **emulator.endpoint_config("groq"))
+    delete = other_tab(app, "DELETE FROM user_api_keys")
+    # The check's result is about to be written on the row when the other tab deletes it.
+    with racing(app, "UPDATE USER_API_KEYS SET IS_VALID", delete):
+        response = alice.post("/api/api-keys/validate/groq", json={})
+    assert response.status_code in (200, 404), response.get_data(as_text=True)
+    assert rows_of(app, EMAIL) == []
 
 
 def test_a_save_is_a_save_even_if_the_key_is_deleted_right_after(app, user_client, emulator):
@@ -203,6 +293,22 @@ def test_a_reminder_set_on_a_page_left_open_is_not_put_on_the_key_that_replaced_
     data = {"expires_at": when, "shown": _shown(again)}
     assert alice.post("/keys/groq/expiry", data=data).status_code == 302
     assert rows_of(app, EMAIL)[0].expires_at.date().isoformat() == when
+
+
+def test_a_global_key_saved_again_while_another_admin_saves_a_new_one_stays_whole(
+    app, admin_client, emulator
+):
+    first, second = (emulator.register("groq", fake_key("groq")) for _ in range(2))
+    assert admin_client.post("/admin/keys/groq", data={"api_key": first}).status_code == 302
+
+    def other_admin_saves() -> None:
+        response = admin_client.post("/admin/keys/groq", data={"api_key": second})
+        assert response.status_code == 302, response.get_data(as_text=True)
+
+    with racing(app, "UPDATE GLOBAL_API_KEYS SET ENCRYPTED_KEY", other_admin_saves):
+        assert admin_client.post("/admin/keys/groq", data={"api_key": first}).status_code == 302
+    with app.app_context():
+        assert get_key_for(None, "groq").value == second  # the later save, readable
 
 
 def test_a_global_key_replaced_during_its_delete_is_kept(app, admin_client, emulator):

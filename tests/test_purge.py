@@ -159,7 +159,8 @@ def test_a_key_saved_after_the_account_is_gone_is_a_clear_refusal(app, alice, em
     done: list[bool] = []
 
     def purged_meanwhile(conn, cursor, sql, *args) -> None:
-        if sql.lstrip().upper().startswith("INSERT INTO USER_API_KEYS") and not done:
+        # Just before the save takes the account (to hold it while the key is written).
+        if sql.lstrip().upper().startswith("SELECT USERS.ID \n") and not done:
             done.append(True)
             with engine.begin() as other:
                 other.execute(text("DELETE FROM users WHERE id = :id"), {"id": user_id})

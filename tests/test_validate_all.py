@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from sqlalchemy import event
+
 from tests.validation_helpers import (
     badge,
     dashboard_row,
@@ -188,6 +190,36 @@ def test_an_unreadable_key_is_named_and_its_failed_check_audited(make_app, emula
     assert failed.provider == "openai" and failed.details["reason"] == "key_unreadable"
     assert failed.details["trigger"] == "all"
     assert len(emulator.received()) == 1  # mistral's check only
+
+
+def test_a_key_deleted_once_the_unreadable_one_is_on_record_is_not_a_server_error(
+    make_app, emulator
+):
+    # The failed check of the unreadable key commits first; the other tab's delete lands
+    # right then, before the remaining key is sent to its provider.
+    app = make_app()
+    client = signed_in(app)
+    store_key(app, emulator, "groq", emulator.valid_key("groq"))
+    store_key(app, emulator, "mistral", emulator.valid_key("mistral"))
+    _unreadable(app, "groq")
+    deleted: list[bool] = []
+
+    def delete_mistral(session) -> None:
+        if not deleted:
+            deleted.append(True)
+            with app.app_context(), db.engine.begin() as connection:
+                connection.execute(db.delete(UserAPIKey).filter_by(provider="mistral"))
+
+    with app.app_context():
+        registry = db.session.registry().__class__  # every session's class
+    event.listen(registry, "after_commit", delete_mistral)
+    try:
+        response = client.post("/keys/validate-all")
+    finally:
+        event.remove(registry, "after_commit", delete_mistral)
+    assert deleted and response.status_code == 302
+    html = page(client.get("/keys/"))
+    assert "Could not decrypt (not checked): OpenAI." in html
 
 
 def test_only_unreadable_keys_are_not_reported_as_none_stored(make_app, emulator):

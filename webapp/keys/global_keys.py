@@ -23,7 +23,7 @@ from webapp.crypto import KeyScope, current_keyring, fingerprint, mask_key
 from webapp.extensions import db
 from webapp.keys.errors import KeyNotFound, KeyReplaced
 from webapp.keys.inputs import clean_input, require_provider
-from webapp.keys.models import GlobalAPIKey
+from webapp.keys.models import GlobalAPIKey, hold_keys
 from webapp.keys.service import decrypt_global, put_key
 from webapp.keys.statuses import KeyStatus, status_of
 from webapp.keys.verdicts import apply_check, check_new_key, record_check, still_held
@@ -107,7 +107,10 @@ def _store(
     actor_id = _actor_id(actor)
     via = "admin" if actor is not None else "setup_token"
     for attempt in range(2):
-        row = find_global(provider_id)
+        # Held and read afresh: another save, check or delete of it waits for this one.
+        hold_keys(GlobalAPIKey, GlobalAPIKey.provider == provider_id)
+        query = db.select(GlobalAPIKey).filter_by(provider=provider_id)
+        row = db.session.scalar(query.execution_options(populate_existing=True))
         created = row is None
         if created:
             row = GlobalAPIKey(provider=provider_id, fallback_enabled=True)

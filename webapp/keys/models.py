@@ -72,3 +72,16 @@ class GlobalAPIKey(StoredKeyMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<GlobalAPIKey {self.id} {self.provider}>"
+
+
+def hold_keys(model: type[UserAPIKey] | type[GlobalAPIKey], *where: Any) -> None:
+    """Hold the stored keys matching ``where`` until the transaction ends, before reading
+    what is to be changed: on PostgreSQL their row locks; on SQLite, where row locks do not
+    exist, a write that changes nothing takes the database's write lock (a read made before
+    it sees a state another request may change before this one writes, and the ORM writes
+    only the columns that differ from what it read: a replace would mix two keys' columns).
+    """
+    db.session.execute(
+        db.update(model).where(*where).values(id=model.id),
+        execution_options={"synchronize_session": False},
+    )

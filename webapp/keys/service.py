@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from webapp.audit.service import RequestInfo, audited, record, record_failure
-from webapp.auth.models import User
+from webapp.auth.models import User, lock_account
 from webapp.crypto import (
     KeyDecryptionError,
     KeyScope,
@@ -28,7 +28,7 @@ from webapp.crypto import (
 from webapp.extensions import db
 from webapp.keys.errors import KeyNotFound, KeyReplaced, SignedOut
 from webapp.keys.inputs import clean_input, require_provider
-from webapp.keys.models import GlobalAPIKey, UserAPIKey
+from webapp.keys.models import GlobalAPIKey, UserAPIKey, hold_keys
 from webapp.keys.verdicts import apply_check, audit_details, check_new_key, record_check
 from webapp.providers.catalog import provider_name
 from webapp.providers.classify import CheckResult
@@ -38,6 +38,15 @@ log = logging.getLogger(__name__)
 
 def find_row(user_id: int, provider_id: str) -> UserAPIKey | None:
     return db.session.scalar(db.select(UserAPIKey).filter_by(user_id=user_id, provider=provider_id))
+
+
+def _row_to_change(user_id: int, provider_id: str) -> UserAPIKey | None:
+    """The user's row for a provider, held and read afresh for this transaction to change:
+    another request's save, check or delete of it waits until this one commits."""
+    lock_account(user_id)  # two saves of one account take turns, creating the row included
+    hold_keys(UserAPIKey, UserAPIKey.user_id == user_id, UserAPIKey.provider == provider_id)
+    query = db.select(UserAPIKey).filter_by(user_id=user_id, provider=provider_id)
+    return db.session.scalar(query.execution_options(populate_existing=True))
 
 
 def get_user_key_row(user: User, provider_id: str) -> UserAPIKey:
@@ -81,7 +90,7 @@ def store_key(
     sealed = current_keyring().encrypt(scope, api_key, config)
     hint = mask_key(api_key, provider.key_prefix)
     for attempt in range(2):
-        row = find_row(user_id, provider_id)
+        row = _row_to_change(user_id, provider_id)
         created = row is None
         if created:
             row = UserAPIKey(user_id=user_id, provider=provider_id)

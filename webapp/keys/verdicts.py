@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import inspect as sa_inspect
+
 from webapp import monitoring
 from webapp.audit.service import RequestInfo, record
 from webapp.crypto import fingerprint, mask_key
 from webapp.extensions import db
 from webapp.keys.errors import InvalidKeyInput, KeyRejected
-from webapp.keys.models import STATUS_UNCHECKED
+from webapp.keys.models import STATUS_UNCHECKED, hold_keys
 from webapp.providers.catalog import INVALID, Provider
 from webapp.providers.checks import app_checker
 from webapp.providers.classify import CheckResult
@@ -58,22 +60,28 @@ def still_held(checked: Sequence[tuple[Any, str]]) -> list[bool]:
 
     A check takes seconds, and meanwhile the owner may replace or delete the
     key: the verdict on the old key must not land on the new one, nor an update
-    on a row that is gone. The rows (all of one kind) are read again and, where
-    the database can (PostgreSQL), locked until the caller commits.
+    on a row that is gone. The rows (all of one kind) are held until the caller
+    commits (``hold_keys``) and read again: the rows still held are the
+    caller's to change, as they are now.
     """
     if not checked:
         return []
     model = type(checked[0][0])
-    ids = [row.id for row, _ in checked]
+    # From the identity: a row expired by a commit and deleted since cannot be reloaded.
+    ids = [sa_inspect(row).identity[0] for row, _ in checked]
+    hold_keys(model, model.id.in_(ids))
     # In id order: two checks of overlapping keys lock them in the same order, never crosswise.
     query = (
-        db.select(model.id, model.key_hash)
+        db.select(model)
         .where(model.id.in_(ids))
         .order_by(model.id)
         .with_for_update()
+        .execution_options(populate_existing=True)
     )
-    current = {row_id: key_hash for row_id, key_hash in db.session.execute(query)}
-    return [current.get(row.id) == key_hash for row, key_hash in checked]
+    current = {row.id: row.key_hash for row in db.session.scalars(query)}
+    return [
+        current.get(row_id) == key_hash for row_id, (_, key_hash) in zip(ids, checked, strict=True)
+    ]
 
 
 def record_check(

@@ -65,7 +65,7 @@ def validate_key(
     result = app_checker().check(
         provider, key, dict(row.config or {}), deep=deep, known_models=list(row.models or [])
     )
-    _record(user, [(row, checked_hash, result)], info, trigger=trigger)
+    _record(user, [(row, checked_hash, provider.id, result)], info, trigger=trigger)
     return result
 
 
@@ -78,13 +78,16 @@ def _unreadable(user: User, row: UserAPIKey, info: RequestInfo | None, trigger: 
 
 @dataclass(frozen=True)
 class Job:
-    """One stored key to check: its row (a user's or a global key), its plaintext, and the
-    row's key_hash when it was read (the row may hold another key by the time it answers)."""
+    """One stored key to check: its row (a user's or a global key), its plaintext, and what
+    the check needs of the row as it was read: its key_hash (the row may hold another key by
+    the time it answers), settings and known models (it may be gone by then)."""
 
     row: Any
     provider: Provider
     key: str = field(repr=False)
     key_hash: str
+    config: dict[str, Any]
+    models: list[str]
 
 
 def jobs_for(rows: Iterable[Any], decrypt: Callable[[Any], str]) -> tuple[list[Job], list[Any]]:
@@ -95,7 +98,9 @@ def jobs_for(rows: Iterable[Any], decrypt: Callable[[Any], str]) -> tuple[list[J
         if provider is None:
             continue
         try:
-            jobs.append(Job(row, provider, decrypt(row), row.key_hash))
+            key = decrypt(row)
+            config, models = dict(row.config or {}), list(row.models or [])
+            jobs.append(Job(row, provider, key, row.key_hash, config, models))
         except KeyDecryptionError:
             unreadable.append(row)
     return jobs, unreadable
@@ -116,13 +121,7 @@ def check_in_parallel(jobs: list[Job]) -> list[CheckResult]:
     try:
         start = time.monotonic()
         futures = [
-            pool.submit(
-                checker.check,
-                job.provider,
-                job.key,
-                dict(job.row.config or {}),
-                known_models=list(job.row.models or []),
-            )
+            pool.submit(checker.check, job.provider, job.key, job.config, known_models=job.models)
             for job in jobs
         ]
         rounds = -(-len(jobs) // workers)
@@ -156,7 +155,10 @@ def validate_all(user: User, *, info: RequestInfo | None = None) -> AllChecked:
         return AllChecked({}, skipped)
     providers = [job.provider.id for job in jobs]
     results = check_in_parallel(jobs)
-    checked = [(job.row, job.key_hash, result) for job, result in zip(jobs, results, strict=True)]
+    checked = [
+        (job.row, job.key_hash, job.provider.id, result)
+        for job, result in zip(jobs, results, strict=True)
+    ]
     _record(user, checked, info, trigger="all")
     return AllChecked(dict(zip(providers, results, strict=True)), skipped)
 
@@ -177,23 +179,23 @@ def _outcome(future: Future[CheckResult], wait_until: float, start: float) -> Ch
 
 def _record(
     user: User,
-    checked: list[tuple[UserAPIKey, str, CheckResult]],
+    checked: list[tuple[UserAPIKey, str, str, CheckResult]],
     info: RequestInfo | None,
     *,
     trigger: str,
 ) -> None:
-    """Record each result on the key it was about; a key replaced or deleted meanwhile keeps
-    what it has (its own save recorded its own check)."""
+    """Record each result (row, key_hash checked, provider, result) on the key it was about;
+    a key replaced or deleted meanwhile keeps what it has (its own save recorded its own
+    check)."""
     user_id = user.id
-    providers = [row.provider for row, _, _ in checked]
     details = {"trigger": trigger}
     with audited("key.validate", actor_id=user_id, info=info, details=details):
-        held = still_held([(row, key_hash) for row, key_hash, _ in checked])
-        for (row, _, result), keep in zip(checked, held, strict=True):
+        held = still_held([(row, key_hash) for row, key_hash, _, _ in checked])
+        for (row, _, _, result), keep in zip(checked, held, strict=True):
             if keep:
                 apply_check(row, result)
                 record_check(row, result, actor_id=user_id, info=info, trigger=trigger)
-    for provider, (_, _, result), keep in zip(providers, checked, held, strict=True):
+    for (_, _, provider, result), keep in zip(checked, held, strict=True):
         if not keep:
             log.info("the %s key of user %s changed during its check", provider, user_id)
             continue
