@@ -27,7 +27,7 @@ from bench.seed import (
     session_cookie,
     user_count,
 )
-from bench.stats import Results, Row, Sample
+from bench.stats import Results, Row, Sample, joined, judge
 from webapp.extensions import db
 
 SIZES = (10, 10_000, 100_000)
@@ -171,13 +171,15 @@ def run(results: Results, folder: Path, kinds: list[str], reps: int) -> None:
             small, large = by_size[min(by_size)], by_size[max(by_size)]
             growth = Sample([b / a for a, b in zip(small[0], large[0], strict=True)], "×", 2)
             same_queries = len({q for _, q in by_size.values()}) == 1
+            flat, near = judge(growth, lambda v: v <= FLAT_LIMIT)
+            queries = "queries per request: " + ", ".join(f"{q:g}" for _, q in by_size.values())
             results.add(
                 Row(
                     "2. Scale",
                     f"{endpoint}, {label}: {max(by_size):,} ÷ {min(by_size):,} users",
                     growth,
                     f"≤ {FLAT_LIMIT}× and the same query count",
-                    growth.median <= FLAT_LIMIT and same_queries,
-                    note="queries per request: " + ", ".join(f"{q:g}" for _, q in by_size.values()),
+                    flat and same_queries,
+                    note=joined(queries, near),
                 )
             )

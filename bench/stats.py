@@ -63,6 +63,20 @@ class Results:
         return [r for r in self.rows if r.passed is False]
 
 
+def judge(sample: Sample, ok: Callable[[float], bool]) -> tuple[bool, str]:
+    """Whether ``sample`` meets a target (``ok`` of one repetition), and a note when it is
+    close. Met only when every repetition meets it: a median inside the target with some
+    repetitions outside it is not a target reached, and the note says how many were."""
+    outside = sum(not ok(v) for v in sample.values)
+    if outside and ok(sample.median):
+        return False, f"median within the target, {outside} of {len(sample.values)} runs outside"
+    return not outside, ""
+
+
+def joined(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
 def ratio(numerator: Sample, denominator: Sample, unit: str = "×", digits: int = 2) -> Sample:
     """Per-repetition ratios: repetition i of one over repetition i of the other."""
     pairs = zip(numerator.values, denominator.values, strict=True)
