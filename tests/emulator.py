@@ -90,7 +90,7 @@ MODES = (
     "redirect",
     "html",
     "garbage",
-    "echo",  # a careless gateway: the key, unmasked, in its error message
+    "echo",  # a careless gateway: the key, unmasked, in its error message and a header
     "echo_models",  # ...or in the "model ids" of a successful answer
     "open",  # a server that asks for no key (a local model server): any key is listed models
     "forbid_others",  # a gateway refusing unknown keys with 403 {"message": "Forbidden"}
@@ -335,6 +335,9 @@ class Emulator:
                         "code": "invalid_api_key",
                     }
                 },
+                # ...and in its headers, which no code of Keyhold's reads but a library's
+                # debug log would write out whole
+                {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{key}"'},
             )
         if mode == "throttled":
             reply = answers["throttled"](key)

@@ -72,3 +72,10 @@ def configure(app: Flask) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     webapp_logger.setLevel(logging.INFO)
+    # The HTTP client's own debug lines hold every header a provider answers with, verbatim:
+    # a gateway that names the key it refused in one would put it in the log, around the
+    # scrubbing Keyhold gives what it keeps. Never below INFO, whatever the root logger says.
+    for name in ("httpcore", "httpx"):
+        library = logging.getLogger(name)
+        if library.level < logging.INFO:  # unset (following the root) or DEBUG
+            library.setLevel(logging.INFO)
