@@ -532,7 +532,7 @@ _DOCUMENT: dict[str, Any] = {
         "version": "1",
         "description": "Store, check and remove your LLM provider API keys. Keys are write-only: "
         "no response contains one, except `POST /api/keys/resolve/{provider}`, which hands "
-        "a key to an access token with the `keys:resolve` scope (every call audited). "
+        "a key to an access token with the `keys:resolve` scope (every key handed out audited). "
         'Errors are `{"error": {"code", "message", '
         '"fields"}}`. A method a path does not offer gets 405 with `Allow`.',
     },

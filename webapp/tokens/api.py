@@ -149,7 +149,7 @@ def revoke_token(token_id: int):
 @login_required
 def resolve_key(provider: str):
     user, token, info = _user(), current_token(), request_info()
-    # The body is read inside too: every call, even one refused for its body, is audited.
+    # The body is read inside too: a call refused for its body is on record as well.
     with resolve.audited_call(user, token, provider, info=info):
         only_query()
         fields(json_body())

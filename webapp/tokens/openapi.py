@@ -201,7 +201,8 @@ PATHS: dict[str, Any] = {
             description="For your own backend services: returns the plaintext of your key for "
             "the provider. Only with an access token that has `keys:resolve` (a browser "
             "session gets 403 `token_required`); global keys only where the admin allows. "
-            "Every call is audited.",
+            "Every key handed out is audited; a refusal repeated by the same caller is "
+            "audited once every ten minutes and logged each time.",
             tag="tokens",
         )
     },

@@ -55,7 +55,8 @@ DENIALS: dict[type[Exception], str] = {ResolveNeedsToken: "token_required", NoOw
 def audited_call(
     user: User, token: TokenIdentity | None, provider_id: str, *, info: RequestInfo | None
 ) -> Iterator[None]:
-    """Leave a ``token.resolve`` row for a call that ends in an error, whatever the error.
+    """Leave a ``token.resolve`` row for a call that ends in an error, whatever the error
+    (once a run of ten minutes for the same caller, provider and reason; logged every time).
 
     The block holds everything the call does, from reading the request body to
     ``resolve_key`` (which records the row of a call that succeeds), so that a
