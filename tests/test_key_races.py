@@ -322,3 +322,85 @@ def test_a_global_key_replaced_during_its_delete_is_kept(app, admin_client, emul
     with app.app_context():
         row = db.session.scalar(db.select(GlobalAPIKey).filter_by(provider="groq"))
         assert row is not None and row.key_hash == "replaced-meanwhile"
+
+
+@contextmanager
+def every_time_before(app, statement: str, change: Callable[[object, object], None]):
+    """Run ``change(dbapi_cursor, parameters)`` on this request's own connection each time just
+    before it runs a statement that starts with ``statement``: another writer that gets there
+    first every time."""
+    seen: list[bool] = []
+
+    def hook(conn, cursor, sql, parameters, *args) -> None:
+        if sql.lstrip().upper().startswith(statement):
+            seen.append(True)
+            change(conn.connection.dbapi_connection.cursor(), parameters, sql)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", hook)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", hook)
+
+
+def _delete_it(table: str) -> Callable[..., None]:
+    def change(cursor, parameters, sql) -> None:
+        cursor.execute(f"DELETE FROM {table}")
+
+    return change
+
+
+def _insert_it_first(cursor, parameters, sql) -> None:
+    cursor.execute(sql, parameters)
+
+
+def test_a_replacement_overtaken_twice_is_a_409_and_keeps_the_stored_key(app, user_client):
+    alice = user_client(EMAIL)
+    stored, new = fake_key("openai"), fake_key("openai")
+    store(app, EMAIL, "openai", stored)
+    with every_time_before(
+        app, "UPDATE USER_API_KEYS SET ENCRYPTED_KEY", _delete_it("user_api_keys")
+    ) as seen:
+        response = alice.post(
+            "/api/api-keys/set", json={"provider": "openai", "api_key": new, "validate": False}
+        )
+    assert len(seen) == 2  # tried again once, then gave up
+    assert response.status_code == 409, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["code"] == "key_conflict" and "nothing was saved" in error["message"]
+    assert new not in response.get_data(as_text=True)
+    with app.app_context():
+        assert get_key_for(find_user(EMAIL), "openai").value == stored
+    assert audit_trail(app)[-1] == ("key.replace", "failed")
+
+
+def test_a_new_key_overtaken_twice_is_a_clear_page_not_a_server_error(app, user_client, emulator):
+    alice = user_client(EMAIL)
+    new = emulator.register("groq", fake_key("groq"))
+    with every_time_before(app, "INSERT INTO USER_API_KEYS", _insert_it_first) as seen:
+        response = alice.post("/keys/groq", data={"api_key": new})
+    assert len(seen) == 2
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert "changed this key at the same moment; nothing was saved" in page
+    assert new not in page
+    assert rows_of(app, EMAIL) == []
+    assert audit_trail(app)[-1] == ("key.set", "failed")
+
+
+def test_a_global_key_overtaken_twice_is_a_409_and_keeps_the_stored_key(
+    app, admin_client, emulator
+):
+    stored, new = (emulator.register("groq", fake_key("groq")) for _ in range(2))
+    assert admin_client.post("/admin/keys/groq", data={"api_key": stored}).status_code == 302
+    with every_time_before(
+        app, "UPDATE GLOBAL_API_KEYS SET ENCRYPTED_KEY", _delete_it("global_api_keys")
+    ) as seen:
+        response = admin_client.post("/admin/keys/groq", data={"api_key": new})
+    assert len(seen) == 2
+    assert response.status_code == 409
+    assert "nothing was saved" in response.get_data(as_text=True)
+    with app.app_context():
+        assert get_key_for(None, "groq").value == stored

@@ -34,7 +34,8 @@ ERROR_DESCRIPTIONS = {
     404: "Unknown provider, or no such key",
     413: "The body is larger than the server accepts (64 KiB by default)",
     409: "The request conflicts with the current state (a token that is expired, revoked or "
-    "already rotated, or as many working tokens as allowed)",
+    "already rotated, or as many working tokens as allowed; for a key being saved, other "
+    "requests that changed it at the same moment: `key_conflict`, nothing was saved)",
     415: "A body was sent that is not `application/json`",
     422: "The key failed the format check or the provider rejected it; `message` and `fields` "
     "say why, in the provider's words where there are any",
@@ -386,7 +387,7 @@ PATHS: dict[str, Any] = {
                 "201": ok("Stored (there was none)", ref("KeyStatus")),
                 "200": ok("Replaced the stored key", ref("KeyStatus")),
             },
-            errors=(*_KEYS_ERRORS, 404, 422),
+            errors=(*_KEYS_ERRORS, 404, 409, 422),
             security=SESSION_CSRF,
             body=ref("UserKeySubmission"),
             examples=KEY_EXAMPLES,

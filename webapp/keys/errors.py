@@ -36,6 +36,19 @@ class KeyReplaced(KeyServiceError):
     status = 409
 
 
+class KeyConflict(KeyServiceError):
+    """Other requests changed the key at the same moment, twice over: nothing was saved."""
+
+    code = "key_conflict"
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Another request changed this key at the same moment; nothing was saved. "
+            "Please try again."
+        )
+
+
 class InvalidKeyInput(KeyServiceError):
     code = "invalid_input"
     status = 422

@@ -21,7 +21,7 @@ from webapp.audit.service import RequestInfo, audited, record, record_failure
 from webapp.auth.models import User
 from webapp.crypto import KeyScope, current_keyring, fingerprint, mask_key
 from webapp.extensions import db
-from webapp.keys.errors import KeyNotFound, KeyReplaced
+from webapp.keys.errors import KeyConflict, KeyNotFound, KeyReplaced
 from webapp.keys.inputs import clean_input, require_provider
 from webapp.keys.models import GlobalAPIKey, hold_keys
 from webapp.keys.service import decrypt_global, put_key
@@ -133,7 +133,7 @@ def _store(
             db.session.rollback()
             if attempt:
                 record_failure(action, actor_id=actor_id, provider=provider_id, info=info)
-                raise
+                raise KeyConflict() from None
             continue
         except Exception:
             record_failure(action, actor_id=actor_id, provider=provider_id, info=info)

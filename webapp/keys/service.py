@@ -26,7 +26,7 @@ from webapp.crypto import (
     mask_key,
 )
 from webapp.extensions import db
-from webapp.keys.errors import KeyNotFound, KeyReplaced, SignedOut
+from webapp.keys.errors import KeyConflict, KeyNotFound, KeyReplaced, SignedOut
 from webapp.keys.inputs import clean_input, require_provider
 from webapp.keys.models import GlobalAPIKey, UserAPIKey, hold_keys
 from webapp.keys.verdicts import apply_check, audit_details, check_new_key, record_check
@@ -125,7 +125,7 @@ def store_key(
                 raise SignedOut("Your account no longer exists; nothing was saved.") from None
             if attempt:
                 record_failure(action, actor_id=user_id, provider=provider_id, info=info)
-                raise
+                raise KeyConflict() from None
             continue
         except Exception:
             record_failure(action, actor_id=user_id, provider=provider_id, info=info)
