@@ -305,6 +305,27 @@ def test_password_checks_are_limited_for_a_signed_in_session(limited):
     assert client.post("/auth/password", data=data).status_code == 429
 
 
+def test_a_signed_in_users_refused_password_guesses_are_on_their_own_record(limited):
+    # The budget spent is the signed-in account's; an email field added to the form must not
+    # file the refusal under another account (in its activity, out of the guesser's own).
+    app = limited(RATELIMIT_LOGIN_ACCOUNT="2/minute")
+    register(app)
+    bob = app.test_client()
+    AuthActions(bob).register("bob@example.com")
+    data = {"current": "wrong password here", "password": PASSWORD, "confirm": PASSWORD}
+    data["email"] = "alice@example.com"
+    codes = [bob.post("/auth/password", data=data).status_code for _ in range(3)]
+    assert codes == [400, 400, 429]
+    (hit,) = audit_rows(app, "ratelimit.hit")
+    with app.app_context():
+        bob_id = find_user("bob@example.com").id
+    assert (hit.actor_user_id, hit.subject_user_id) == (bob_id, bob_id)
+    assert any(e["action"] == "ratelimit.hit" for e in bob.get("/api/audit").json["events"])
+    alice = app.test_client()
+    assert AuthActions(alice).login(password=PASSWORD).status_code == 302
+    assert "ratelimit.hit" not in {e["action"] for e in alice.get("/api/audit").json["events"]}
+
+
 def test_one_budget_of_wrong_passwords_wherever_they_are_tried(limited):
     # A stolen remember-me cookie: confirming, changing the password and signing in all try
     # passwords against the same account, so they spend one budget, not one each.

@@ -125,10 +125,11 @@ def _audit(kind: str, limit: str, scope: str, user_id: int | None, ip: str) -> N
     subject_id = user_id
     try:
         db.session.rollback()  # the request is refused: nothing of it may be committed
-        if kind == "login-account":
+        if kind == "login-account" and user_id is None:
             # The account being guessed at sees the attempts in its own activity. Inside the
             # try: an email the database cannot look up (a NUL on PostgreSQL) must not turn
-            # the 429 into a 500.
+            # the 429 into a 500. Signed in, the budget spent is that account's own (see
+            # _password_account_key), whatever email a form carries: the row is filed there.
             account = find_user(request.form.get("email", ""))
             subject_id = account.id if account else None
             db.session.rollback()
