@@ -637,3 +637,25 @@ def test_delete_all_without_the_trailing_slash_is_the_same_call(app, alice):
     store(app, USER, "groq")
     response = bodyless(alice, "DELETE", "/api/api-keys")
     assert response.status_code == 200 and response.get_json() == {"deleted": 1}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/api-keys/%2F",  # a provider id of "/", encoded as clients do
+        "/api/api-keys//",  # an empty provider id
+        "/api/api-keys/%2F%2F",
+        "/api/api-keys///",
+        "/api//api-keys/",
+        "/api/api-keys//groq",
+    ],
+)
+def test_a_delete_naming_no_provider_deletes_nothing(app, alice, path):
+    # A path that is not one of the two delete calls is not one of them: neither routed to
+    # "delete every key" nor redirected there (a 308 keeps the method for clients that follow).
+    store(app, USER, "groq")
+    store(app, USER, "openai")
+    response = bodyless(alice, "DELETE", path)
+    assert response.status_code == 404, response.get_data(as_text=True)
+    assert error_of(response)["code"] in ("not_found", "unknown_provider")
+    assert {row.provider for row in rows_of(app, USER)} == {"groq", "openai"}

@@ -65,10 +65,15 @@ def test_the_document_names_the_one_answer_that_holds_a_key(client):
 
 
 def _api_routes(app) -> dict[str, set[str]]:
+    """Each API path with its methods; a path also served without its trailing slash (the same
+    view under both spellings) is one path, as the document has it."""
     routes: dict[str, set[str]] = {}
-    for rule in app.url_map.iter_rules():
+    rules = list(app.url_map.iter_rules())
+    spellings = {(rule.rule, rule.endpoint) for rule in rules}
+    for rule in rules:
         if rule.rule == "/api" or rule.rule.startswith("/api/"):
-            path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+            spelt = rule.rule + "/" if (rule.rule + "/", rule.endpoint) in spellings else rule.rule
+            path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", spelt)
             methods = {m.lower() for m in rule.methods or ()} - {"head", "options"}
             routes.setdefault(path, set()).update(methods)
     return routes

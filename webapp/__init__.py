@@ -48,6 +48,10 @@ def create_app(config_overrides: dict[str, Any] | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
+    # A path with doubled slashes is not found rather than redirected (308, method kept) to
+    # the path with them merged: "DELETE /api/api-keys//" must not become a delete of every
+    # key, and no other call should change meaning by losing a segment either.
+    app.url_map.merge_slashes = False
     load_config(app, config_overrides)
     configure_logging(app)  # before anything logs, so every line is in the configured format
     warn_about_ignored_settings()

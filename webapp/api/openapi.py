@@ -482,6 +482,9 @@ PATHS: dict[str, Any] = {
             },
             errors=_KEYS_ERRORS,
             security=SESSION_CSRF,
+            description="Also served as `/api/api-keys`, without the slash. Takes no query "
+            "and no fields. A path with a doubled slash (`/api/api-keys//`, or a provider id "
+            "of an encoded `/`) is a 404, never this call.",
         )
     },
     "/api/api-keys/set-initial": {

@@ -174,7 +174,11 @@ def delete_key(provider: str):
     return jsonify(payloads.key_status(statuses.key_status(_user(), provider)))
 
 
-@bp.delete("/api-keys/", strict_slashes=False)  # without the slash too: no HTML redirect
+# With the slash and without (a script's spelling gets the JSON answer, not a redirect), and
+# nothing else: not strict_slashes=False, which also took "/api-keys//", the path of a delete
+# of one key whose provider id came out empty or as an encoded "/".
+@bp.delete("/api-keys")
+@bp.delete("/api-keys/")
 @login_required
 def clear_keys():
     fields(json_body())
