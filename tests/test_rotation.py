@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakekeys import fake_key
+from tests.test_key_races import racing
 from webapp import cli
 from webapp.audit.models import AuditEvent
 from webapp.auth.models import User
@@ -13,6 +14,8 @@ from webapp.extensions import db
 from webapp.keys import global_keys, resolve, service
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
 from webapp.keys.rotation import pending_count, rotate_secret
+from webapp.validation import service as validation
+from webapp.validation.revalidate import revalidate
 
 OLD = "old-encryption-secret-" + "o" * 32
 NEW = "new-encryption-secret-" + "n" * 32
@@ -291,3 +294,46 @@ def test_many_unreadable_rows_are_named_up_to_a_point_then_counted(make_app, mon
     assert result.exit_code == 1
     assert result.output.count("user_api_keys#") == 5
     assert f" and {count - 5} more" in result.output
+
+
+def _rotating_before_the_verdict_lands(app):
+    """The operator's ``flask keys rotate-secret`` (another process, a connection of its own)
+    commits between a check's answer and the recording of its verdict."""
+
+    def rotate() -> None:
+        with app.app_context():
+            assert rotate_secret(batch_size=10).rewrapped >= 1
+            db.session.remove()
+
+    # Just before the verdict's write holds the key rows (the check has answered by then).
+    return racing(app, "UPDATE USER_API_KEYS SET ID", rotate)
+
+
+@pytest.mark.parametrize("how", ["check", "check all", "revalidate"])
+def test_a_verdict_given_during_a_rotation_lands_on_the_same_key(make_app, emulator, how):
+    # Rotation seals the same key anew: the check's verdict is still about the stored key,
+    # and a key its provider now rejects must be recorded as rejected (no longer handed out).
+    before = make_app(API_KEY_ENCRYPTION_SECRET=OLD)
+    key = emulator.register("openai", fake_key("openai"), state="revoked")
+    with before.app_context():
+        user = User(email="rotating@example.com")
+        user.set_password("correct horse battery staple")
+        db.session.add(user)
+        db.session.commit()
+        user_id = user.id
+        service.store_key(user, "openai", key, {})
+    during = make_app(API_KEY_ENCRYPTION_SECRET=NEW, API_KEY_ENCRYPTION_OLD_SECRETS=OLD)
+    with during.app_context(), _rotating_before_the_verdict_lands(during):
+        user = db.session.get(User, user_id)
+        if how == "check":
+            assert validation.validate_key(user, "openai").status == "invalid"
+        elif how == "check all":
+            assert validation.validate_all(user).results["openai"].status == "invalid"
+        else:
+            assert revalidate().turned_invalid
+    with during.app_context():
+        row = db.session.scalar(db.select(UserAPIKey).filter_by(user_id=user_id))
+        assert row.key_version == current_keyring().current_version  # rotated meanwhile
+        assert (row.status, row.is_valid) == ("invalid", False)
+        with pytest.raises(resolve.NoKeyAvailable):
+            resolve.get_key_for(db.session.get(User, user_id), "openai")

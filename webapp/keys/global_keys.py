@@ -234,11 +234,11 @@ def validate_global_key(
     """Check the stored global key now and record the outcome."""
     provider = require_provider(provider_id)
     row = _existing(provider_id)
-    checked_hash = row.key_hash
-    result = app_checker().check(provider, decrypt_global(row), dict(row.config or {}))
+    key, config = decrypt_global(row), dict(row.config or {})
+    result = app_checker().check(provider, key, config)
     actor_id = actor.id
     with audited("key.validate", actor_id=actor_id, provider=provider_id, info=info):
-        if not still_held([(row, checked_hash)])[0]:
+        if not still_held([(row, key, config)])[0]:
             return result  # replaced or deleted during the check: the verdict is not its own
         apply_check(row, result)
         record_check(row, result, actor_id=actor_id, info=info, trigger="manual")

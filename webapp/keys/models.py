@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.crypto import SealedKey
+from webapp.crypto import KeyScope, SealedKey
 from webapp.db_types import UTCDateTime, utcnow
 from webapp.extensions import db
 
@@ -85,3 +85,10 @@ def hold_keys(model: type[UserAPIKey] | type[GlobalAPIKey], *where: Any) -> None
         db.update(model).where(*where).values(id=model.id),
         execution_options={"synchronize_session": False},
     )
+
+
+def key_scope(model: type[UserAPIKey] | type[GlobalAPIKey], row: Any) -> KeyScope:
+    """Whose key ``row`` (a stored key, or a row of its columns) is, as its sealing says."""
+    if model is UserAPIKey:
+        return KeyScope.for_user(row.user_id, row.provider)
+    return KeyScope.for_global(row.provider)

@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, update
 
 from webapp.audit.service import record
-from webapp.crypto import KeyDecryptionError, KeyScope, SealedKey, current_keyring
+from webapp.crypto import KeyDecryptionError, SealedKey, current_keyring
 from webapp.extensions import db
-from webapp.keys.models import GlobalAPIKey, UserAPIKey
+from webapp.keys.models import GlobalAPIKey, UserAPIKey, key_scope
 
 
 @dataclass
@@ -38,12 +38,6 @@ class RotationReport:
     @property
     def ok(self) -> bool:
         return not self.unreadable
-
-
-def _scope(model: type, row: Any) -> KeyScope:
-    if model is UserAPIKey:
-        return KeyScope.for_user(row.user_id, row.provider)
-    return KeyScope.for_global(row.provider)
 
 
 def pending_count() -> int:
@@ -99,7 +93,7 @@ def _rewrap_table(
         for row in rows:
             sealed = SealedKey(row.encrypted_key, row.key_hash, row.key_version)
             try:
-                new = keyring.rewrap(_scope(model, row), sealed, row.config)
+                new = keyring.rewrap(key_scope(model, row), sealed, row.config)
             except KeyDecryptionError:
                 name = f"{table.name}#{row.id}"
                 report.unreadable.append(name)

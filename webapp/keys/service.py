@@ -7,7 +7,6 @@ together with its audit row.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from datetime import datetime
 from typing import Any
@@ -18,7 +17,6 @@ from sqlalchemy.orm.exc import StaleDataError
 from webapp.audit.service import RequestInfo, audited, record, record_failure
 from webapp.auth.models import User, lock_account
 from webapp.crypto import (
-    KeyDecryptionError,
     KeyScope,
     SealedKey,
     current_keyring,
@@ -29,7 +27,7 @@ from webapp.extensions import db
 from webapp.keys.errors import KeyConflict, KeyNotFound, KeyReplaced, SignedOut
 from webapp.keys.inputs import clean_input, require_provider
 from webapp.keys.models import GlobalAPIKey, UserAPIKey, hold_keys
-from webapp.keys.verdicts import apply_check, audit_details, check_new_key, record_check
+from webapp.keys.verdicts import apply_check, audit_details, check_new_key, holds, record_check
 from webapp.providers.catalog import provider_name
 from webapp.providers.classify import CheckResult
 
@@ -146,18 +144,6 @@ def account_exists(user_id: int) -> bool:
     return db.session.get(User, user_id) is not None
 
 
-def _holds(row: Any, scope: KeyScope, api_key: str, config: dict[str, str]) -> bool:
-    """Whether ``row`` already holds ``api_key`` with ``config`` (compared by its hash, never
-    decrypted)."""
-    if not row.key_hash or not row.key_version or dict(row.config or {}) != config:
-        return False
-    try:
-        expected = current_keyring().key_hash(scope, api_key, row.key_version, config)
-    except KeyDecryptionError:  # sealed under a retired secret: cannot tell, so not the same
-        return False
-    return hmac.compare_digest(expected, row.key_hash)
-
-
 def put_key(
     row: Any,
     scope: KeyScope,
@@ -174,7 +160,7 @@ def put_key(
     these settings. Otherwise a check that cannot judge the new key (throttled,
     unreachable) would leave it wearing the old key's verdict.
     """
-    same = _holds(row, scope, api_key, config)
+    same = holds(row, scope, api_key, config)
     row.seal(sealed, hint)
     row.config = dict(config)
     if not same:

@@ -7,17 +7,18 @@ it is stored (``check_new_key``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hmac
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import inspect as sa_inspect
 
 from webapp import monitoring
 from webapp.audit.service import RequestInfo, record
-from webapp.crypto import fingerprint, mask_key
+from webapp.crypto import KeyDecryptionError, KeyScope, current_keyring, fingerprint, mask_key
 from webapp.extensions import db
 from webapp.keys.errors import InvalidKeyInput, KeyRejected
-from webapp.keys.models import STATUS_UNCHECKED, hold_keys
+from webapp.keys.models import STATUS_UNCHECKED, hold_keys, key_scope
 from webapp.providers.catalog import INVALID, Provider
 from webapp.providers.checks import app_checker
 from webapp.providers.classify import CheckResult
@@ -55,20 +56,35 @@ def apply_check(row: Any, check: CheckResult | None) -> None:
     }
 
 
-def still_held(checked: Sequence[tuple[Any, str]]) -> list[bool]:
-    """For each (row, key_hash that was checked): whether the row still holds that key.
+def holds(row: Any, scope: KeyScope, api_key: str, config: Mapping[str, Any]) -> bool:
+    """Whether ``row`` holds ``api_key`` with ``config``, compared by the key's hash under the
+    secret the row is sealed with now (never decrypted)."""
+    if not row.key_hash or not row.key_version or dict(row.config or {}) != dict(config):
+        return False
+    try:
+        expected = current_keyring().key_hash(scope, api_key, row.key_version, dict(config))
+    except KeyDecryptionError:  # sealed under a retired secret: cannot tell, so not the same
+        return False
+    return hmac.compare_digest(expected, row.key_hash)
+
+
+def still_held(checked: Sequence[tuple[Any, str, Mapping[str, Any]]]) -> list[bool]:
+    """For each (row, key checked, settings it was checked with): whether the row still holds
+    that key with those settings.
 
     A check takes seconds, and meanwhile the owner may replace or delete the
     key: the verdict on the old key must not land on the new one, nor an update
     on a row that is gone. The rows (all of one kind) are held until the caller
     commits (``hold_keys``) and read again: the rows still held are the
-    caller's to change, as they are now.
+    caller's to change, as they are now. A rotation of the server secret
+    meanwhile seals the same key anew (another ``key_hash``): compared by the
+    key itself, its verdict still lands.
     """
     if not checked:
         return []
     model = type(checked[0][0])
     # From the identity: a row expired by a commit and deleted since cannot be reloaded.
-    ids = [sa_inspect(row).identity[0] for row, _ in checked]
+    ids = [sa_inspect(row).identity[0] for row, _, _ in checked]
     hold_keys(model, model.id.in_(ids))
     # In id order: two checks of overlapping keys lock them in the same order, never crosswise.
     query = (
@@ -78,9 +94,12 @@ def still_held(checked: Sequence[tuple[Any, str]]) -> list[bool]:
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    current = {row.id: row.key_hash for row in db.session.scalars(query)}
+    current = {row.id: row for row in db.session.scalars(query)}
     return [
-        current.get(row_id) == key_hash for row_id, (_, key_hash) in zip(ids, checked, strict=True)
+        row is not None and holds(row, key_scope(model, row), key, config)
+        for row, (_, key, config) in zip(
+            (current.get(row_id) for row_id in ids), checked, strict=True
+        )
     ]
 
 

@@ -95,7 +95,7 @@ def _record(
     providers = [job.row.provider for job in jobs]
     turned = []
     try:
-        held = still_held([(job.row, job.key_hash) for job in jobs])
+        held = still_held([(job.row, job.key, job.config) for job in jobs])
         for job, result, owner, keep in zip(jobs, results, owners, held, strict=True):
             if not keep:  # replaced or deleted while it was being checked
                 continue

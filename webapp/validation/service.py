@@ -55,7 +55,7 @@ def validate_key(
     """Check the user's stored key for ``provider_id`` and record the outcome."""
     provider = require_provider(provider_id)
     row = get_user_key_row(user, provider_id)
-    checked_hash = row.key_hash
+    config = dict(row.config or {})
     trigger = "deep" if deep else "manual"
     try:
         key = decrypt_row(row)
@@ -63,9 +63,9 @@ def validate_key(
         record_failure("key.validate", **_unreadable(user, row, info, trigger))
         raise
     result = app_checker().check(
-        provider, key, dict(row.config or {}), deep=deep, known_models=list(row.models or [])
+        provider, key, config, deep=deep, known_models=list(row.models or [])
     )
-    _record(user, [(row, checked_hash, provider.id, result)], info, trigger=trigger)
+    _record(user, [(row, key, config, provider.id, result)], info, trigger=trigger)
     return result
 
 
@@ -79,13 +79,12 @@ def _unreadable(user: User, row: UserAPIKey, info: RequestInfo | None, trigger: 
 @dataclass(frozen=True)
 class Job:
     """One stored key to check: its row (a user's or a global key), its plaintext, and what
-    the check needs of the row as it was read: its key_hash (the row may hold another key by
-    the time it answers), settings and known models (it may be gone by then)."""
+    the check needs of the row as it was read: its settings and known models (the row may
+    hold another key by the time it answers, or be gone)."""
 
     row: Any
     provider: Provider
     key: str = field(repr=False)
-    key_hash: str
     config: dict[str, Any]
     models: list[str]
 
@@ -100,7 +99,7 @@ def jobs_for(rows: Iterable[Any], decrypt: Callable[[Any], str]) -> tuple[list[J
         try:
             key = decrypt(row)
             config, models = dict(row.config or {}), list(row.models or [])
-            jobs.append(Job(row, provider, key, row.key_hash, config, models))
+            jobs.append(Job(row, provider, key, config, models))
         except KeyDecryptionError:
             unreadable.append(row)
     return jobs, unreadable
@@ -156,7 +155,7 @@ def validate_all(user: User, *, info: RequestInfo | None = None) -> AllChecked:
     providers = [job.provider.id for job in jobs]
     results = check_in_parallel(jobs)
     checked = [
-        (job.row, job.key_hash, job.provider.id, result)
+        (job.row, job.key, job.config, job.provider.id, result)
         for job, result in zip(jobs, results, strict=True)
     ]
     _record(user, checked, info, trigger="all")
@@ -179,23 +178,24 @@ def _outcome(future: Future[CheckResult], wait_until: float, start: float) -> Ch
 
 def _record(
     user: User,
-    checked: list[tuple[UserAPIKey, str, str, CheckResult]],
+    checked: list[tuple[UserAPIKey, str, dict[str, Any], str, CheckResult]],
     info: RequestInfo | None,
     *,
     trigger: str,
 ) -> None:
-    """Record each result (row, key_hash checked, provider, result) on the key it was about;
+    """Record each result (row, key and settings checked, provider, result) on the key it was
+    about;
     a key replaced or deleted meanwhile keeps what it has (its own save recorded its own
     check)."""
     user_id = user.id
     details = {"trigger": trigger}
     with audited("key.validate", actor_id=user_id, info=info, details=details):
-        held = still_held([(row, key_hash) for row, key_hash, _, _ in checked])
-        for (row, _, _, result), keep in zip(checked, held, strict=True):
+        held = still_held([(row, key, config) for row, key, config, _, _ in checked])
+        for (row, _, _, _, result), keep in zip(checked, held, strict=True):
             if keep:
                 apply_check(row, result)
                 record_check(row, result, actor_id=user_id, info=info, trigger=trigger)
-    for (_, _, provider, result), keep in zip(checked, held, strict=True):
+    for (_, _, _, provider, result), keep in zip(checked, held, strict=True):
         if not keep:
             log.info("the %s key of user %s changed during its check", provider, user_id)
             continue
