@@ -22,15 +22,21 @@ NEW = "new-encryption-secret-" + "n" * 32
 PROVIDERS = ["openai", "anthropic", "groq", "mistral"]
 
 
+def _new_user(email: str) -> User:
+    """A user committed in the current app context."""
+    user = User(email=email)
+    user.set_password("correct horse battery staple")
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
 def _seed(app) -> dict[tuple[int, str], str]:
     """Three users with four keys each, and one global key, all under ``OLD``."""
     plaintexts: dict[tuple[int, str], str] = {}
     with app.app_context():
         for n in range(3):
-            user = User(email=f"user{n}@example.com")
-            user.set_password("correct horse battery staple")
-            db.session.add(user)
-            db.session.commit()
+            user = _new_user(f"user{n}@example.com")
             for provider in PROVIDERS:
                 key = fake_key(provider)
                 service.store_key(user, provider, key, {})
@@ -232,10 +238,7 @@ def test_rotation_keeps_keys_bound_to_their_settings(make_app):
     custom = {"base_url": "https://llm.example.com/v1"}
     before = make_app(API_KEY_ENCRYPTION_SECRET=OLD)
     with before.app_context():
-        user = User(email="user@example.com")
-        user.set_password("correct horse battery staple")
-        db.session.add(user)
-        db.session.commit()
+        user = _new_user("user@example.com")
         user_id = user.id
         keys = {p: fake_key(p) for p in ("azure_openai", "custom", "groq")}
         for provider, config in (("azure_openai", azure), ("custom", custom), ("groq", {})):
@@ -316,10 +319,7 @@ def test_a_verdict_given_during_a_rotation_lands_on_the_same_key(make_app, emula
     before = make_app(API_KEY_ENCRYPTION_SECRET=OLD)
     key = emulator.register("openai", fake_key("openai"), state="revoked")
     with before.app_context():
-        user = User(email="rotating@example.com")
-        user.set_password("correct horse battery staple")
-        db.session.add(user)
-        db.session.commit()
+        user = _new_user("rotating@example.com")
         user_id = user.id
         service.store_key(user, "openai", key, {})
     during = make_app(API_KEY_ENCRYPTION_SECRET=NEW, API_KEY_ENCRYPTION_OLD_SECRETS=OLD)
