@@ -99,6 +99,29 @@ def test_short_secret_is_refused(clean_env, monkeypatch):
         create_app()
 
 
+def test_a_secret_of_spaces_is_refused_as_a_short_one(clean_env, monkeypatch):
+    monkeypatch.setenv("KEYHOLD_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", " " * 40)
+    monkeypatch.setenv("API_KEY_ENCRYPTION_SECRET", "\t" * 20 + "e" * 8 + " " * 20)
+    with pytest.raises(ConfigError) as refused:
+        create_app()
+    for name in SECRET_NAMES:
+        assert f"{name} must be at least 32 characters long, not counting spaces" in str(
+            refused.value
+        )
+
+
+def test_one_secret_for_both_purposes_is_refused(clean_env, monkeypatch):
+    monkeypatch.setenv("KEYHOLD_ENV", "production")
+    shared = "one-secret-for-everything-" + "x" * 30
+    monkeypatch.setenv("SECRET_KEY", shared)
+    monkeypatch.setenv("API_KEY_ENCRYPTION_SECRET", shared + "\n")
+    with pytest.raises(ConfigError, match="are the same: each protects something else"):
+        create_app()
+    monkeypatch.setenv("API_KEY_ENCRYPTION_SECRET", "another-secret-for-keys-" + "y" * 30)
+    assert create_app().config["KEYHOLD_ENV"] == "production"
+
+
 @pytest.mark.parametrize(
     "name", ["SECRET_KEY", "API_KEY_ENCRYPTION_SECRET", "API_KEY_ENCRYPTION_OLD_SECRETS"]
 )

@@ -290,8 +290,17 @@ def load_secrets(app: Flask) -> None:
                 app.config[secret.name] = _instance_secret(app.instance_path, secret)
     for secret in SECRETS:
         value = app.config.get(secret.name)
-        if value and len(value) < MIN_SECRET_LENGTH:
-            problems.append(f"{secret.name} must be at least {MIN_SECRET_LENGTH} characters long.")
+        if value and len(value.strip()) < MIN_SECRET_LENGTH:
+            problems.append(
+                f"{secret.name} must be at least {MIN_SECRET_LENGTH} characters long, not "
+                "counting spaces."
+            )
+    given = [app.config.get(s.name) for s in SECRETS]
+    if all(given) and len({value.strip() for value in given}) < len(given):
+        problems.append(
+            "SECRET_KEY and API_KEY_ENCRYPTION_SECRET are the same: each protects something "
+            "else (sessions; stored keys), so each needs a secret of its own."
+        )
     for name in (*(s.name for s in SECRETS), "API_KEY_ENCRYPTION_OLD_SECRETS"):
         value = app.config.get(name)
         if isinstance(value, str) and not_utf8(value):
