@@ -7,6 +7,7 @@ import logging
 import os
 import runpy
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -200,8 +201,16 @@ def test_the_generated_secret_warning_is_in_the_configured_log_format(tmp_path):
     assert any("PROVIDER_CUSTOM_BASE_URL is ignored" in line["message"] for line in lines)
 
 
-def test_a_flask_command_reports_missing_secrets_without_a_traceback(tmp_path):
-    started = _run(["-m", "flask", "--app", "webapp", "routes"], tmp_path, KEYHOLD_ENV="production")
+@pytest.mark.parametrize(
+    "entry",
+    [
+        ["--app", "webapp"],
+        ["--app", "wsgi.py"],
+        [],  # a bare `flask` in the checkout finds wsgi.py itself
+    ],
+)
+def test_a_flask_command_reports_missing_secrets_without_a_traceback(tmp_path, entry):
+    started = _run(["-m", "flask", *entry, "routes"], tmp_path, KEYHOLD_ENV="production")
     assert started.returncode == 1
     assert "Error: Keyhold cannot start:" in started.stderr
     assert all(name in started.stderr for name in SECRET_NAMES)
@@ -404,3 +413,19 @@ def test_a_provider_base_url_that_is_not_one_stops_start_up(clean_env, monkeypat
     with pytest.raises(ConfigError, match=r"Not a base URL: PROVIDER_OPENAI_BASE_URL\.") as refused:
         create_app()
     assert "secret" not in refused.value.message
+
+
+def test_a_command_on_a_database_another_process_keeps_locked_says_so(tmp_path):
+    url = f"sqlite:///{tmp_path / 'busy.sqlite3'}"
+    migrated = _run(["-m", "flask", "--app", "webapp", "db", "upgrade"], tmp_path, DATABASE_URL=url)
+    assert migrated.returncode == 0, migrated.stderr
+    holder = sqlite3.connect(tmp_path / "busy.sqlite3", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # a long write elsewhere, past the wait
+        ran = _run(["-m", "flask", "--app", "webapp", "setup-token"], tmp_path, DATABASE_URL=url)
+    finally:
+        holder.close()
+    assert ran.returncode == 1
+    assert "Error: The database (DATABASE_URL) is busy" in ran.stderr
+    assert "Nothing was changed; try again in a moment." in ran.stderr
+    assert "Traceback" not in ran.stderr

@@ -178,10 +178,20 @@ def _schema_not_there(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and str(exc).startswith(_SQLITE_UNDEFINED)
 
 
+def _busy(exc: BaseException) -> bool:
+    """Whether a driver error says that another process held a lock for too long."""
+    if getattr(exc, "sqlstate", None) == "55P03":  # PostgreSQL: lock_not_available
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and str(exc).startswith(
+        ("database is locked", "database table is locked")
+    )
+
+
 def _unreachable_for_operators(context: ExceptionContext) -> None:
     """In a command (``flask keys rotate-secret``, ``flask audit verify``...), a database that
-    cannot be connected to, or that does not hold this release's tables (``flask db upgrade``
-    not run, or DATABASE_URL missing from a cron job's environment), is one line that says
+    cannot be connected to, that does not hold this release's tables (``flask db upgrade``
+    not run, or DATABASE_URL missing from a cron job's environment), or that another process
+    keeps locked too long, is one line that says
     why and what to do, not two tracebacks with the reason at their end. The driver's reason
     names the host, port, user and database, never the password. Requests (``flask run``
     included) keep their own answer: a 503. ``flask db`` and ``flask shell`` show the error
@@ -193,6 +203,12 @@ def _unreachable_for_operators(context: ExceptionContext) -> None:
     if context.connection is None:
         raise click.ClickException(f"Keyhold cannot reach its database (DATABASE_URL): {reason}")
     words = command.command_path.split()
+    if _busy(context.original_exception) and not {"db", "shell"} & set(words):
+        raise click.ClickException(
+            "The database (DATABASE_URL) is busy: another process (the server, or another "
+            "command) held it locked for longer than Keyhold waits. Nothing was changed; try "
+            "again in a moment."
+        )
     if _schema_not_there(context.original_exception) and not {"db", "shell"} & set(words):
         raise click.ClickException(
             f"The database (DATABASE_URL) does not hold the tables this release of Keyhold "
