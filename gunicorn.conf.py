@@ -70,6 +70,10 @@ def _check_listening(server) -> None:
         if not isinstance(address, tuple):
             continue  # a Unix socket: the master binds it itself and fails loudly
         host, port = address[0], address[1]
+        if not 0 <= port <= 65535:
+            sys.exit(
+                f"Keyhold: cannot listen on {host}:{port}: a port is a number from 0 to 65535."
+            )
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

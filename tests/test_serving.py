@@ -23,6 +23,18 @@ GUNICORN = Path(sys.executable).parent / "gunicorn"
 SHARED_STORE = "redis://127.0.0.1:6379/13"
 
 
+def _gunicorn_refusing(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """gunicorn started with ``env`` and ``args``, expected to stop on its own at once."""
+    return subprocess.run(
+        [str(GUNICORN), "-c", "gunicorn.conf.py", *args, "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 def _conf(**env: str) -> dict:
     with mock.patch.dict(os.environ, env, clear=True):
         return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
@@ -67,15 +79,7 @@ def test_an_ipv6_host_is_bound_as_one(host, bind):
     ids=["environment", "command line"],
 )
 def test_gunicorn_refuses_several_workers_that_would_count_limits_apart(tmp_path, settings, args):
-    env = {**server_env(tmp_path, None, 0), **settings}
-    started = subprocess.run(
-        [str(GUNICORN), "-c", "gunicorn.conf.py", *args, "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    started = _gunicorn_refusing({**server_env(tmp_path, None, 0), **settings}, *args)
     assert started.returncode == 1
     count = settings.get("WEB_CONCURRENCY") or args[-1]
     assert f"Keyhold: {count} workers with rate limits kept in memory" in started.stderr
@@ -123,19 +127,24 @@ def test_a_port_another_program_holds_stops_gunicorn_with_a_message(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        started = subprocess.run(
-            [str(GUNICORN), "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=server_env(tmp_path, None, port),
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        started = _gunicorn_refusing(server_env(tmp_path, None, port))
     assert started.returncode == 1
     assert f"Keyhold: cannot listen on 127.0.0.1:{port}: Address already in use." in (
         started.stderr
     )
     assert "Booting worker" not in started.stderr
+
+
+@pytest.mark.parametrize("port", ["65536", "99999"])
+def test_a_port_no_machine_has_stops_gunicorn_with_a_message(tmp_path, port):
+    env = {**server_env(tmp_path, None, 0), "PORT": port}
+    env.pop("GUNICORN_BIND", None)
+    started = _gunicorn_refusing(env)
+    assert started.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: a port is a number from 0 to 65535." in (
+        started.stderr
+    )
+    assert "Traceback" not in started.stderr
 
 
 def test_servers_do_not_share_a_control_socket():
