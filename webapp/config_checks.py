@@ -128,6 +128,11 @@ def check_storage_uri(uri: Any, options: Mapping[str, Any] | None = None) -> Non
         scheme = ""
     if scheme == "memory":
         return
+    if scheme.startswith("async+"):
+        raise ConfigError(
+            f"RATELIMIT_STORAGE_URI ({scheme} scheme) is a store for asyncio servers, which "
+            "Keyhold is not: write it like redis://host:6379/0, or memory:// for one process."
+        )
     try:
         storage_from_string(uri, **dict(options or {}))
     except Exception as exc:  # noqa: BLE001 - whatever the store's library raises, said plainly
