@@ -346,6 +346,30 @@ def test_an_emptied_development_secret_file_is_a_clear_error(clean_env):
         create_app()
 
 
+def test_a_development_secret_saved_by_an_editor_with_a_bom_is_the_same_secret(clean_env):
+    create_app()
+    path = clean_env / "encryption_secret"
+    secret = path.read_text().strip()
+    path.write_bytes(b"\xef\xbb\xbf" + secret.encode() + b"\r\n")
+    assert create_app().config["API_KEY_ENCRYPTION_SECRET"] == secret
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda path: path.write_bytes(b"\xff\xfe" + "secret".encode("utf-16-le")), "is not text"),
+        (lambda path: path.mkdir(), "cannot be read"),
+    ],
+    ids=["utf-16", "directory"],
+)
+def test_a_development_secret_file_that_cannot_be_read_is_a_clear_error(clean_env, make, says):
+    clean_env.mkdir(parents=True, exist_ok=True)
+    make(clean_env / "secret_key")
+    with pytest.raises(ConfigError, match=f"secret_key {says}") as refused:
+        create_app()
+    assert "SECRET_KEY in the environment" in refused.value.message
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [
@@ -371,6 +395,8 @@ def test_a_database_keyhold_cannot_use_stops_start_up(clean_env, monkeypatch, ur
         "",
         "redis://:secret@[::1/0",  # a bracket that does not close
         "redis+sentinel://127.0.0.1:26379",  # no service name, here or in the options
+        "async+memory://",  # opens, but only for asyncio servers: Flask-Limiter asserts on it
+        "async+redis://127.0.0.1:6379/0",
     ],
 )
 def test_a_rate_limit_store_that_cannot_be_opened_stops_start_up(clean_env, monkeypatch, uri):

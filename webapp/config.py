@@ -311,11 +311,27 @@ def load_secrets(app: Flask) -> None:
         )
 
 
+def _read_secret_file(path: Path, secret: Secret) -> str:
+    """A development secret as written (an editor's byte-order mark and line ending aside)."""
+    where = f"or set {secret.name} in the environment."
+    try:
+        value = path.read_bytes().decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path} is not text (UTF-8): restore it from a backup, {where}"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read ({exc.strerror}): fix it, {where}") from None
+    if not value.isascii():
+        raise ConfigError(f"{path} is not text (ASCII): restore it from a backup, {where}")
+    return value
+
+
 def _instance_secret(instance_path: str, secret: Secret) -> str:
     """Read a development secret from instance/, creating it (0600) if missing."""
     path = Path(instance_path) / secret.filename
     if path.exists():
-        value = path.read_text(encoding="ascii").strip()
+        value = _read_secret_file(path, secret)
         if not value:
             raise ConfigError(
                 f"{path} is empty: restore it from a backup, or remove it to have a new "
