@@ -191,9 +191,9 @@ def _unreachable_for_operators(context: ExceptionContext) -> None:
     """In a command (``flask keys rotate-secret``, ``flask audit verify``...), a database that
     cannot be connected to, that does not hold this release's tables (``flask db upgrade``
     not run, or DATABASE_URL missing from a cron job's environment), or that another process
-    keeps locked too long, is one line that says
-    why and what to do, not two tracebacks with the reason at their end. The driver's reason
-    names the host, port, user and database, never the password. Requests (``flask run``
+    keeps locked too long, is one line that says why and what to do, not two tracebacks with
+    the reason at their end. The driver's reason names the host, port, user and database,
+    never the password. Requests (``flask run``
     included) keep their own answer: a 503. ``flask db`` and ``flask shell`` show the error
     itself: a migration that fails is not the operator's mistake."""
     command = click.get_current_context(silent=True)
@@ -202,14 +202,15 @@ def _unreachable_for_operators(context: ExceptionContext) -> None:
     reason = " ".join(str(context.original_exception).split()) or "no reason given"
     if context.connection is None:
         raise click.ClickException(f"Keyhold cannot reach its database (DATABASE_URL): {reason}")
-    words = command.command_path.split()
-    if _busy(context.original_exception) and not {"db", "shell"} & set(words):
+    if {"db", "shell"} & set(command.command_path.split()):
+        return
+    if _busy(context.original_exception):
         raise click.ClickException(
             "The database (DATABASE_URL) is busy: another process (the server, or another "
             "command) held it locked for longer than Keyhold waits. Nothing was changed; try "
             "again in a moment."
         )
-    if _schema_not_there(context.original_exception) and not {"db", "shell"} & set(words):
+    if _schema_not_there(context.original_exception):
         raise click.ClickException(
             f"The database (DATABASE_URL) does not hold the tables this release of Keyhold "
             f"needs ({reason}): run `flask --app webapp db upgrade` first, or check that "

@@ -95,12 +95,11 @@ def still_held(checked: Sequence[tuple[Any, str, Mapping[str, Any]]]) -> list[bo
         .execution_options(populate_existing=True)
     )
     current = {row.id: row for row in db.session.scalars(query)}
-    return [
-        row is not None and holds(row, key_scope(model, row), key, config)
-        for row, (_, key, config) in zip(
-            (current.get(row_id) for row_id in ids), checked, strict=True
-        )
-    ]
+    held = []
+    for row_id, (_, key, config) in zip(ids, checked, strict=True):
+        row = current.get(row_id)
+        held.append(row is not None and holds(row, key_scope(model, row), key, config))
+    return held
 
 
 def record_check(

@@ -22,9 +22,9 @@ from webapp.db_types import utcnow
 from webapp.extensions import db
 from webapp.keys.models import GlobalAPIKey, UserAPIKey
 from webapp.keys.service import decrypt_global, decrypt_row
-from webapp.keys.verdicts import apply_check, record_check, still_held
+from webapp.keys.verdicts import apply_check, record_check
 from webapp.providers.catalog import INVALID
-from webapp.validation.service import Job, check_in_parallel, jobs_for
+from webapp.validation.service import Job, check_in_parallel, jobs_for, jobs_still_held
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def _record(
     providers = [job.row.provider for job in jobs]
     turned = []
     try:
-        held = still_held([(job.row, job.key, job.config) for job in jobs])
+        held = jobs_still_held(jobs)
         for job, result, owner, keep in zip(jobs, results, owners, held, strict=True):
             if not keep:  # replaced or deleted while it was being checked
                 continue

@@ -55,17 +55,15 @@ def validate_key(
     """Check the user's stored key for ``provider_id`` and record the outcome."""
     provider = require_provider(provider_id)
     row = get_user_key_row(user, provider_id)
-    config = dict(row.config or {})
     trigger = "deep" if deep else "manual"
     try:
         key = decrypt_row(row)
     except KeyDecryptionError:
         record_failure("key.validate", **_unreadable(user, row, info, trigger))
         raise
-    result = app_checker().check(
-        provider, key, config, deep=deep, known_models=list(row.models or [])
-    )
-    _record(user, [(row, key, config, provider.id, result)], info, trigger=trigger)
+    job = Job(row, provider, key, dict(row.config or {}), list(row.models or []))
+    result = app_checker().check(provider, key, job.config, deep=deep, known_models=job.models)
+    _record(user, [job], [result], info, trigger=trigger)
     return result
 
 
@@ -103,6 +101,12 @@ def jobs_for(rows: Iterable[Any], decrypt: Callable[[Any], str]) -> tuple[list[J
         except KeyDecryptionError:
             unreadable.append(row)
     return jobs, unreadable
+
+
+def jobs_still_held(jobs: list[Job]) -> list[bool]:
+    """For each job, whether its row still holds the key and settings it checked
+    (``still_held``: the rows are held until the caller commits)."""
+    return still_held([(job.row, job.key, job.config) for job in jobs])
 
 
 def check_in_parallel(jobs: list[Job]) -> list[CheckResult]:
@@ -154,11 +158,7 @@ def validate_all(user: User, *, info: RequestInfo | None = None) -> AllChecked:
         return AllChecked({}, skipped)
     providers = [job.provider.id for job in jobs]
     results = check_in_parallel(jobs)
-    checked = [
-        (job.row, job.key, job.config, job.provider.id, result)
-        for job, result in zip(jobs, results, strict=True)
-    ]
-    _record(user, checked, info, trigger="all")
+    _record(user, jobs, results, info, trigger="all")
     return AllChecked(dict(zip(providers, results, strict=True)), skipped)
 
 
@@ -178,29 +178,28 @@ def _outcome(future: Future[CheckResult], wait_until: float, start: float) -> Ch
 
 def _record(
     user: User,
-    checked: list[tuple[UserAPIKey, str, dict[str, Any], str, CheckResult]],
+    jobs: list[Job],
+    results: list[CheckResult],
     info: RequestInfo | None,
     *,
     trigger: str,
 ) -> None:
-    """Record each result (row, key and settings checked, provider, result) on the key it was
-    about;
-    a key replaced or deleted meanwhile keeps what it has (its own save recorded its own
-    check)."""
+    """Record each job's result on the key it was about; a key replaced or deleted meanwhile
+    keeps what it has (its own save recorded its own check)."""
     user_id = user.id
     details = {"trigger": trigger}
     with audited("key.validate", actor_id=user_id, info=info, details=details):
-        held = still_held([(row, key, config) for row, key, config, _, _ in checked])
-        for (row, _, _, _, result), keep in zip(checked, held, strict=True):
+        held = jobs_still_held(jobs)
+        for job, result, keep in zip(jobs, results, held, strict=True):
             if keep:
-                apply_check(row, result)
-                record_check(row, result, actor_id=user_id, info=info, trigger=trigger)
-    for (_, _, _, provider, result), keep in zip(checked, held, strict=True):
+                apply_check(job.row, result)
+                record_check(job.row, result, actor_id=user_id, info=info, trigger=trigger)
+    for job, result, keep in zip(jobs, results, held, strict=True):
         if not keep:
-            log.info("the %s key of user %s changed during its check", provider, user_id)
+            log.info("the %s key of user %s changed during its check", job.provider.id, user_id)
             continue
         monitoring.key_checked(
-            user_id, provider, result, ip=info.ip if info else None, trigger=trigger
+            user_id, job.provider.id, result, ip=info.ip if info else None, trigger=trigger
         )
 
 
