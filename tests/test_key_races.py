@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import event, text
 
@@ -40,23 +41,42 @@ def other_tab(app, sql: str) -> Callable[[], None]:
 
 
 @contextmanager
-def just_before(app, statement: str, change: Callable[[], None]) -> Iterator[None]:
-    """Run ``change`` once, just before this request first runs a statement that starts with
-    ``statement``."""
-    done: list[bool] = []
+def every_time_before(
+    app, statement: str, change: Callable[[Any, Any, str], None]
+) -> Iterator[list[bool]]:
+    """Run ``change(cursor, parameters, sql)``, with a cursor of this request's own connection,
+    each time just before it runs a statement that starts with ``statement`` (``sql``, with
+    its ``parameters``): another writer that gets there first every time. Yields one entry
+    per time."""
+    seen: list[bool] = []
 
-    def hook(conn, cursor, sql, *args) -> None:
-        if not done and sql.lstrip().upper().startswith(statement):
-            done.append(True)
-            change()
+    def hook(conn, cursor, sql, parameters, *args) -> None:
+        if sql.lstrip().upper().startswith(statement):
+            seen.append(True)
+            change(conn.connection.dbapi_connection.cursor(), parameters, sql)
 
     with app.app_context():
         engine = db.engine
     event.listen(engine, "before_cursor_execute", hook)
     try:
-        yield
+        yield seen
     finally:
         event.remove(engine, "before_cursor_execute", hook)
+
+
+@contextmanager
+def just_before(app, statement: str, change: Callable[[], None]) -> Iterator[None]:
+    """Run ``change`` once, just before this request first runs a statement that starts with
+    ``statement``."""
+    done: list[bool] = []
+
+    def once(*_) -> None:
+        if not done:
+            done.append(True)
+            change()
+
+    with every_time_before(app, statement, once):
+        yield
     assert done, f"no {statement} ran"
 
 
@@ -322,27 +342,6 @@ def test_a_global_key_replaced_during_its_delete_is_kept(app, admin_client, emul
     with app.app_context():
         row = db.session.scalar(db.select(GlobalAPIKey).filter_by(provider="groq"))
         assert row is not None and row.key_hash == "replaced-meanwhile"
-
-
-@contextmanager
-def every_time_before(app, statement: str, change: Callable[[object, object], None]):
-    """Run ``change(dbapi_cursor, parameters)`` on this request's own connection each time just
-    before it runs a statement that starts with ``statement``: another writer that gets there
-    first every time."""
-    seen: list[bool] = []
-
-    def hook(conn, cursor, sql, parameters, *args) -> None:
-        if sql.lstrip().upper().startswith(statement):
-            seen.append(True)
-            change(conn.connection.dbapi_connection.cursor(), parameters, sql)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", hook)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", hook)
 
 
 def _delete_it(table: str) -> Callable[..., None]:
