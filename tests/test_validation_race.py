@@ -89,4 +89,8 @@ def test_revalidate_leaves_a_key_replaced_during_its_check_alone(make_app, emula
     )
     assert result.exit_code == 0, result.output
     assert "Now rejected" not in result.output
+    assert "Checked 0 key(s)" in result.output
+    assert "Replaced or deleted while being checked" in result.output
+    assert "1 key(s)" in result.output
+    assert "No stored keys" not in result.output  # there was one: it changed under the check
     assert row_of(app, "openai").status == "unchecked"

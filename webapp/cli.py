@@ -127,13 +127,18 @@ def revalidate_command(hours: float | None, provider: str | None, batch_size: in
         raise click.BadParameter(f"unknown provider {provider!r}", param_hint="--provider")
     older = timedelta(hours=hours) if hours is not None else None
     report = revalidate(older_than=older, provider=provider, batch_size=batch_size, info=CLI)
-    if not report.checked and not report.unreadable:
+    if not report.checked and not report.unreadable and not report.superseded:
         click.echo("No stored keys to check.")
         return
     counts = ", ".join(
         f"{n} {status_label(s).lower()}" for s, n in sorted(report.by_status.items())
     )
     click.echo(f"Checked {report.checked} key(s): {counts or 'none'}.")
+    if report.superseded:
+        click.echo(
+            f"Replaced or deleted while being checked (left as that change left them): "
+            f"{report.superseded} key(s)."
+        )
     if report.turned_invalid:
         click.echo("Now rejected by their provider: " + ", ".join(report.turned_invalid) + ".")
     if report.unreadable:

@@ -43,6 +43,8 @@ class RevalidateReport:
     turned_invalid: list[str] = field(default_factory=list)
     #: rows that could not be decrypted (tampered with, or under a retired secret)
     unreadable: list[str] = field(default_factory=list)
+    #: keys replaced or deleted while they were being checked: left as their own change left them
+    superseded: int = 0
 
 
 def _label(kind: str, row: Any) -> str:
@@ -113,6 +115,7 @@ def _record(
     report.turned_invalid.extend(turned)
     for result, owner, provider, keep in zip(results, owners, providers, held, strict=True):
         if not keep:
+            report.superseded += 1
             continue
         report.checked += 1
         report.by_status[result.status] += 1
