@@ -174,6 +174,8 @@ def test_the_api_pages_and_filters(app, alice):
         ("before=" + "9" * 5000, "before"),
         ("before=2147483648", "before"),
         ("colour=blue", "colour"),
+        ("user=", "user"),  # naming nobody: not every user, nor the caller
+        ("user=%20", "user"),
     ],
 )
 def test_the_api_refuses_bad_queries_with_400(alice, query, field):

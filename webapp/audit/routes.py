@@ -133,6 +133,9 @@ def _api_subject(who: str | None) -> int | None:
     """Whose rows: the caller's own, or (admins, in a browser) the named user's or everyone's."""
     if who is None:
         return current_user.id
+    if not who.strip():
+        fields = {"user": "Give a user id, an email address, or * for everyone."}
+        raise ApiError(400, "invalid_query", "The query has errors.", fields)
     token = current_token()
     if token is not None:
         authn.record_scope_denial(token, scopes.SESSION_ONLY, request.endpoint, request_info())
