@@ -148,6 +148,26 @@ def test_database_url_is_normalised(url, expected):
     assert normalise_database_url(url) == expected
 
 
+def test_production_without_database_url_says_which_file_it_uses(clean_env, monkeypatch, caplog):
+    caplog.set_level(logging.WARNING)
+    monkeypatch.setenv("KEYHOLD_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("API_KEY_ENCRYPTION_SECRET", "e" * 40)
+    create_app()
+    expected = f"DATABASE_URL is not set: using the SQLite file {clean_env / 'keyhold.sqlite3'}"
+    assert expected in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{clean_env / 'chosen.sqlite3'}")
+    create_app()
+    assert "DATABASE_URL is not set" not in caplog.text
+
+
+def test_development_without_database_url_says_nothing_of_it(clean_env, caplog):
+    caplog.set_level(logging.WARNING)
+    create_app()
+    assert "DATABASE_URL" not in caplog.text
+
+
 def test_provider_base_urls_from_environment(clean_env, monkeypatch, caplog):
     caplog.set_level(logging.WARNING)
     monkeypatch.setenv("PROVIDER_OPENAI_BASE_URL", "http://127.0.0.1:8900/openai/v1")

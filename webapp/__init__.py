@@ -9,7 +9,12 @@ from typing import Any
 from flask import Flask, Response, flash, redirect, request, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp.config import load_config, load_secrets, warn_about_ignored_settings
+from webapp.config import (
+    announce_default_database,
+    load_config,
+    load_secrets,
+    warn_about_ignored_settings,
+)
 from webapp.crypto import Keyring, old_secrets
 from webapp.extensions import (
     configure_sqlite,
@@ -55,6 +60,7 @@ def create_app(config_overrides: dict[str, Any] | None = None) -> Flask:
     load_config(app, config_overrides)
     configure_logging(app)  # before anything logs, so every line is in the configured format
     warn_about_ignored_settings()
+    announce_default_database(app)
     load_secrets(app)
     register_proxy_fix(app)
     register_extensions(app)

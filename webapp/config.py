@@ -203,6 +203,23 @@ def warn_about_ignored_settings() -> None:
             )
 
 
+def announce_default_database(app: Flask) -> None:
+    """In production, say which database is used when DATABASE_URL is not set: a cron job or
+    a unit file that lost the variable would otherwise run on an empty SQLite file of its own
+    without a word. Called once logging is set up, to be in its format."""
+    if app.config["KEYHOLD_ENV"] != "production" or os.environ.get("DATABASE_URL"):
+        return
+    default = normalise_database_url(f"sqlite:///{Path(app.instance_path) / 'keyhold.sqlite3'}")
+    if app.config["SQLALCHEMY_DATABASE_URI"] != default:
+        return  # set by the caller
+    log.warning(
+        "DATABASE_URL is not set: using the SQLite file %s. Set DATABASE_URL if this "
+        "deployment keeps its keys elsewhere.",
+        default.removeprefix("sqlite:///"),
+        extra={"event": "config.default_database"},
+    )
+
+
 def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     """Fill ``app.config`` from defaults, the environment and ``overrides``; no secrets yet."""
     app.config.from_mapping(defaults(app.instance_path))
