@@ -81,7 +81,19 @@ SPECS = {
 BY_PREFIX = {spec.prefix: provider for provider, spec in SPECS.items()}
 #: providers whose URL the user types in; the rest have a fixed base URL
 USER_ENDPOINT = {"azure_openai", "custom"}
-KEY_STATES = ("valid", "quota_exhausted", "forbidden", "revoked", "read_only", "leaked")
+#: states in which a key lists models but inference is refused, with the answer it gets then
+SPENT = {
+    "quota_exhausted": "quota",
+    "spend_limited": "spend_limit",  # Anthropic: past a spend limit set in its Console
+}
+KEY_STATES = (
+    "valid",
+    *SPENT,
+    "forbidden",
+    "revoked",
+    "read_only",
+    "leaked",
+)
 MODES = (
     "down",
     "throttled",
@@ -202,7 +214,8 @@ class Emulator:
     def register(self, provider: str, key: str | None = None, state: str = "valid") -> str:
         """Make ``key`` (a fresh well-formed one by default) known with ``state``."""
         assert state in KEY_STATES, state
-        assert state in ("valid", "quota_exhausted") or state in ANSWERS[provider], state
+        known = state in ANSWERS[provider] or SPENT.get(state) in ANSWERS[provider]
+        assert state in ("valid", "quota_exhausted") or known, state
         key = key or fake_key(provider)
         with self._lock:
             self._keys[(provider, key)] = state
@@ -347,8 +360,8 @@ class Emulator:
             return answers["quota"](key)
         if state is None:
             return answers["invalid"](key)
-        if state == "quota_exhausted" and route == "inference":
-            return answers["quota"](key)
+        if state in SPENT and route == "inference":
+            return answers[SPENT[state]](key)
         if route == "inference":
             return answers["inferred"](key)
         handler = answers.get(state) or answers["valid"]

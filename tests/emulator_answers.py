@@ -208,6 +208,12 @@ ANTHROPIC = {
         "Your credit balance is too low to access the Anthropic API. Please go to Plans & "
         "Billing to upgrade or purchase credits.",
     ),
+    "spend_limit": _anthropic_error(
+        400,
+        "invalid_request_error",
+        "You have reached your specified API usage limits. You will regain access on "
+        "2027-01-01 at 00:00 UTC.",
+    ),
     "inferred": _fixed(
         200,
         {

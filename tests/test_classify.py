@@ -206,6 +206,17 @@ def test_a_deep_check_finds_what_the_listing_cannot(make_app, emulator):
     assert deep.models == listing.models  # the listing's models survive the deep check
 
 
+def test_an_anthropic_spend_limit_reached_is_no_credit_not_a_provider_error(make_app, emulator):
+    # Anthropic answers a Console spend limit with a 400 invalid_request_error, the status
+    # and type of a malformed request: only its words tell that the key is out of budget.
+    app = app_for(make_app, "anthropic")
+    key = emulator.register("anthropic", state="spend_limited")
+    assert check(app, emulator, "anthropic", key).status == "valid"
+    deep = check(app, emulator, "anthropic", key, deep=True)
+    assert deep.status == "quota_exceeded" and deep.quota_checked is True
+    assert "spend limit" in deep.describe() and "2027-01-01" in deep.describe()
+
+
 def test_a_deep_check_prefers_a_model_the_key_has(make_app, emulator):
     app = make_app()
     check(app, emulator, "anthropic", emulator.valid_key("anthropic"), deep=True)

@@ -259,6 +259,15 @@ ANTHROPIC_SIGNATURES = (
         equals=("forbidden",),
     ),
     Signature(QUOTA_EXCEEDED, statuses=(400,), contains=("credit balance is too low",)),
+    # A spend limit set in the Console, reached: an invalid_request_error like any bad request.
+    Signature(
+        QUOTA_EXCEEDED,
+        statuses=(400,),
+        contains=("reached your specified api usage limits",),
+        note="The key's workspace or organisation has reached the spend limit set for it in "
+        "the Anthropic Console; it works again on the date Anthropic gives, or once the limit "
+        "is raised.",
+    ),
     Signature(QUOTA_EXCEEDED, path="error.type", equals=("billing_error",)),
     Signature(
         INVALID,
