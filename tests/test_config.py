@@ -317,6 +317,7 @@ def test_a_rate_limit_that_does_not_parse_stops_start_up(clean_env, monkeypatch,
         ("VALIDATION_MAX_WORKERS", "0"),
         ("MAX_CONTENT_LENGTH", "0"),  # every form, sign-in included, would be too large
         ("TRUSTED_PROXIES", "-1"),
+        ("DATABASE_CONNECT_TIMEOUT", "1"),  # psycopg would wait 2 s all the same
         ("LOGIN_FAILURE_WARN_AFTER", "0"),
     ],
 )

@@ -106,7 +106,7 @@ def test_a_database_server_that_never_answers_is_a_503_not_a_hung_request(tmp_pa
     listener = _silent_server()
     host, port = listener.getsockname()
     url = f"postgresql://postgres@{host}:{port}/keyhold"
-    app = create_app(base_config(url, DATABASE_CONNECT_TIMEOUT=1))
+    app = create_app(base_config(url, DATABASE_CONNECT_TIMEOUT=2))
     try:
         started = time.monotonic()
         response = app.test_client().get("/api/api-keys/status")
@@ -126,7 +126,7 @@ def test_a_signed_in_page_is_a_503_page_when_the_database_is_down(tmp_path):
     port = closed.getsockname()[1]
     closed.close()
     url = f"postgresql://postgres@127.0.0.1:{port}/keyhold"
-    app = create_app(base_config(url, DATABASE_CONNECT_TIMEOUT=1, TESTING=False))
+    app = create_app(base_config(url, DATABASE_CONNECT_TIMEOUT=2, TESTING=False))
     app.extensions["keyhold_setup"] = {"finished": True}
     client = app.test_client()
     with client.session_transaction() as session:

@@ -68,7 +68,7 @@ def check_limits(config: Mapping[str, Any]) -> None:
 #: every request (a NaN timeout), store rejected keys (a timeout of 0 judges nothing) or
 #: refuse every form (a body limit of 0)
 NUMBER_SETTINGS: dict[str, tuple[float, float]] = {
-    "DATABASE_CONNECT_TIMEOUT": (1, 300),
+    "DATABASE_CONNECT_TIMEOUT": (2, 300),  # psycopg waits at least 2 s whatever it is given
     "VALIDATION_CONNECT_TIMEOUT": (0.1, 300),
     "VALIDATION_TIMEOUT": (0.1, 300),
     "VALIDATION_MAX_WORKERS": (1, 64),
