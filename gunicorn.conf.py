@@ -35,7 +35,7 @@ def _switch(name: str, default: bool) -> bool:
         return True
     if raw in ("0", "false", "no", "off"):
         return False
-    sys.exit(f"Keyhold: {name} must be on or off (1/0, true/false, yes/no), got {raw!r}")
+    sys.exit(f"Keyhold: {name} must be on or off (1/0, true/false, yes/no, on/off), got {raw!r}")
 
 
 def _whole(name: str, default: int, least: int = 0) -> int:

@@ -29,7 +29,12 @@ def measure(db_info: Database, folder: Path, reps: int) -> tuple[list[float], li
 
     emulator = Emulator().start()
     try:
-        app = make_app(db_info, folder, PROVIDER_BASE_URLS=emulator.base_urls())
+        app = make_app(
+            db_info,
+            folder,
+            PROVIDER_BASE_URLS=emulator.base_urls(),
+            PROVIDER_BASE_URLS_CHECK_KEYS=True,  # the emulator refuses keys it does not know
+        )
         migrate(app)
         one, every = [], []
         with app.app_context():

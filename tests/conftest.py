@@ -45,6 +45,8 @@ def base_config(db_url: str, **extra) -> dict:
         "RATELIMIT_ENABLED": False,
         "RATELIMIT_STORAGE_URI": "memory://",
         "KEYHOLD_ENV": "testing",
+        # The emulator answers as each provider's own host does: it refuses unknown keys.
+        "PROVIDER_BASE_URLS_CHECK_KEYS": True,
     }
     config.update(extra)
     return config

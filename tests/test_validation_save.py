@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.emulator import split_controls
@@ -18,6 +20,8 @@ from tests.validation_helpers import (
 )
 from webapp.audit.models import AuditEvent
 from webapp.extensions import db
+from webapp.providers.catalog import get_provider
+from webapp.providers.checks import app_checker
 
 
 def audit_rows(app, action: str) -> list[AuditEvent]:
@@ -177,6 +181,35 @@ def test_a_server_that_checks_no_keys_does_not_make_any_key_valid(make_app, emul
     html = page(validate(client, "custom"))
     assert "could not be checked" in html and "accepted your key" not in html
     assert row_of(app, "custom").status == "provider_error"
+
+
+def test_an_operators_gateway_that_checks_no_keys_does_not_make_any_key_valid(make_app, emulator):
+    # PROVIDER_OPENAI_BASE_URL names a gateway in place of api.openai.com (here, as in every
+    # test, the emulator): one that lists models for any key must not vouch for a mistyped one
+    # unless the operator says it refuses keys as OpenAI does (the other tests say so).
+    app = make_app(PROVIDER_BASE_URLS_CHECK_KEYS=False)
+    client = signed_in(app)
+    emulator.set_mode("openai", "open")
+    typo = fake_key("openai")
+    html = page(client.post("/keys/openai", data={"api_key": typo}, follow_redirects=True))
+    assert "accepted it" not in html and "a made-up key was accepted too" in html
+    row = row_of(app, "openai")
+    assert row.status == "provider_error" and row.is_valid is None
+    keyed, controls = split_controls(emulator.received("openai"))
+    assert len(keyed) == 1 and len(controls) == 1
+
+
+def test_a_made_up_key_is_sent_only_where_a_key_let_in_may_say_nothing(make_app):
+    openai, custom = get_provider("openai"), get_provider("custom")
+    with make_app(PROVIDER_BASE_URLS_CHECK_KEYS=False).app_context():
+        checker = app_checker()
+    assert checker.unvouched(openai)  # another server in its place (here the emulator)
+    assert not replace(checker, base_urls={}).unvouched(openai)  # its own host checks keys
+    own_host = replace(checker, base_urls={"openai": openai.base_url + "/"})
+    assert not own_host.unvouched(openai)  # the same host, written with a slash
+    vouched = replace(checker, base_urls_check_keys=True)
+    assert not vouched.unvouched(openai)  # the operator says it refuses keys as OpenAI does
+    assert vouched.unvouched(custom) and replace(checker, base_urls={}).unvouched(custom)
 
 
 def test_a_slow_server_that_checks_no_keys_is_not_taken_at_its_word(make_app, emulator):

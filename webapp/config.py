@@ -66,7 +66,9 @@ def _env_bool(name: str, default: bool) -> bool:
         return default
     value = raw.strip().lower()
     if value not in _TRUE | _FALSE:
-        raise ConfigError(f"{name} must be on or off (1/0, true/false, yes/no), got {raw!r}")
+        raise ConfigError(
+            f"{name} must be on or off (1/0, true/false, yes/no, on/off), got {raw!r}"
+        )
     return value in _TRUE
 
 
@@ -169,6 +171,9 @@ def defaults(instance_path: str) -> dict[str, Any]:
         "ALLOW_HTTP_ENDPOINTS": _env_bool("ALLOW_HTTP_ENDPOINTS", False),
         "ALLOW_PRIVATE_ENDPOINTS": _env_bool("ALLOW_PRIVATE_ENDPOINTS", False),
         "PROVIDER_BASE_URLS": _provider_base_urls(),
+        # Whether those URLs refuse keys as the providers do (a proxy passing requests on):
+        # if not said, a key one of them lets in is confirmed by a made-up key being refused.
+        "PROVIDER_BASE_URLS_CHECK_KEYS": _env_bool("PROVIDER_BASE_URLS_CHECK_KEYS", False),
         "KEYS_PAGE_SIZE": 50,
         # Where the one-time setup token is written (mode 0600) until setup is finished.
         "SETUP_TOKEN_FILE": os.environ.get("SETUP_TOKEN_FILE")

@@ -117,6 +117,7 @@ def server_env(folder: Path, emulator: Emulator | None, port: int) -> dict[str, 
     )
     for provider, url in (emulator.base_urls() if emulator else {}).items():
         env[f"PROVIDER_{provider.upper()}_BASE_URL"] = url
+    env["PROVIDER_BASE_URLS_CHECK_KEYS"] = "true"  # the emulator refuses keys it does not know
     return env
 
 

@@ -72,6 +72,8 @@ class Checker:
     http: ProviderHTTP
     base_urls: Mapping[str, str]
     policy: EndpointPolicy
+    #: the operator vouches that ``base_urls`` refuse keys as the providers' own hosts do
+    base_urls_check_keys: bool = False
 
     def base_url(self, provider: Provider, config: Mapping[str, str]) -> tuple[str, bool]:
         """The URL to check against and whether a user gave it; raises EndpointError."""
@@ -81,6 +83,18 @@ class Checker:
         if not url:
             raise EndpointError(f"No base URL is configured for {provider.name}.")
         return url.rstrip("/"), False
+
+    def unvouched(self, provider: Provider) -> bool:
+        """Whether a key let in says nothing of the key until a made-up one is refused: a
+        server the user names (which may ask for no key), or one the operator put in place
+        of the provider's own host (``PROVIDER_<ID>_BASE_URL``: a gateway, a local model
+        server), which may let any key through as well, unless the operator says it does not."""
+        if provider.may_skip_auth:
+            return True
+        if self.base_urls_check_keys:
+            return False
+        override = (self.base_urls.get(provider.id) or "").rstrip("/")
+        return bool(override) and override != (provider.base_url or "").rstrip("/")
 
     def _outgoing(
         self,
@@ -141,7 +155,7 @@ class Checker:
         result = classify(provider, answer, key=key, expect=provider.check.expect)
         # A block recognised as such (a region, an address allowlist) already says nothing
         # of the key: only an answer about the key is tried against a made-up one.
-        if provider.may_skip_auth and result.key_judged and result.status in (VALID, FORBIDDEN):
+        if self.unvouched(provider) and result.key_judged and result.status in (VALID, FORBIDDEN):
             result = self._confirm_auth(provider, config, result)
         if deep and offers_deep_check(provider) and result.status == VALID:
             return self._deep(provider, key, config, result, known_models)
@@ -240,6 +254,7 @@ def app_checker(app: Flask | None = None) -> Checker:
     return Checker(
         http=provider_http(app),
         base_urls=dict(config.get("PROVIDER_BASE_URLS") or {}),
+        base_urls_check_keys=bool(config.get("PROVIDER_BASE_URLS_CHECK_KEYS")),
         policy=EndpointPolicy(
             allow_http=bool(config["ALLOW_HTTP_ENDPOINTS"]),
             allow_private=bool(config["ALLOW_PRIVATE_ENDPOINTS"]),
