@@ -8,6 +8,7 @@ import pytest
 
 from tests.emulator import BOMB_SIZE, SPECS
 from tests.emulator_answers import openai_mask
+from tests.fakekeys import fake_key
 from tests.validation_helpers import app_for
 from webapp.providers.catalog import get_provider
 from webapp.providers.checks import app_checker, deep_check_model
@@ -43,6 +44,16 @@ def test_states_with_answers_of_their_own(make_app, emulator, provider, state, s
     result = check(app, emulator, provider, emulator.register(provider, state=state))
     assert result.status == status
     assert words in result.describe()
+
+
+def test_a_mistral_refusal_says_a_new_key_may_not_be_active_yet(make_app, emulator):
+    # Mistral answers a key created minutes ago, and a Codestral-only key, with the same 401
+    # as a wrong key: the verdict stands, with what to try before giving up on the key.
+    app = make_app()
+    result = check(app, emulator, "mistral", fake_key("mistral"))
+    assert result.status == "invalid"
+    assert "may not be active yet" in result.describe() and "Codestral" in result.describe()
+    assert "Unauthorized" in result.describe()  # and the provider's own word
 
 
 def test_a_read_only_hugging_face_token_is_valid_and_says_its_role(make_app, emulator):

@@ -474,6 +474,15 @@ _ENTRIES = (
         signatures=(
             # Capacity is Mistral's problem, even when it comes as a 429.
             Signature(PROVIDER_ERROR, contains=("capacity exceeded",)),
+            # Its plain 401 also answers two keys that are not wrong: say what to try.
+            Signature(
+                INVALID,
+                statuses=(401,),
+                contains=("unauthorized",),
+                note="A key created in the last few minutes may not be active yet: check it "
+                "again shortly. A Codestral key works only at codestral.mistral.ai, not with "
+                "Mistral's main API.",
+            ),
         ),
         deep_check=_chat_probe(
             "mistral-small-latest",
