@@ -85,6 +85,7 @@ USER_ENDPOINT = {"azure_openai", "custom"}
 SPENT = {
     "quota_exhausted": "quota",
     "spend_limited": "spend_limit",  # Anthropic: past a spend limit set in its Console
+    "billing_due": "billing",  # Anthropic: a payment problem (402 billing_error)
 }
 KEY_STATES = (
     "valid",
@@ -93,6 +94,9 @@ KEY_STATES = (
     "revoked",
     "read_only",
     "leaked",
+    "disabled",  # xAI: switched off in its console (a 200 saying so)
+    "team_blocked",  # xAI: the key's team is blocked (a 200 saying so)
+    "disowned",  # Cohere: its check answers 200 with "valid": false
 )
 MODES = (
     "down",

@@ -226,6 +226,9 @@ ANTHROPIC = {
             "usage": {"input_tokens": 8, "output_tokens": 1},
         },
     ),
+    "billing": _anthropic_error(
+        402, "billing_error", "There is an issue with your billing details or payment method."
+    ),
     "forbidden": _anthropic_error(403, "permission_error", "Permission denied"),
     # The edge's block has a shape of its own: no outer type, no request id.
     "blocked": _fixed(403, {"error": {"type": "forbidden", "message": "Request not allowed"}}),
@@ -586,7 +589,9 @@ DEEPSEEK = {
 }
 
 
-def _xai_key(key: str, *, blocked: bool = False) -> Reply:
+def _xai_key(
+    key: str, *, blocked: bool = False, disabled: bool = False, team_blocked: bool = False
+) -> Reply:
     return Reply(
         200,
         {
@@ -596,9 +601,9 @@ def _xai_key(key: str, *, blocked: bool = False) -> Reply:
             "team_id": "5ea6f6bd-7815-4b8a-9135-28b2d7ba6722",
             "acls": ["api-key:model:*", "api-key:endpoint:*"],
             "api_key_id": "ae1e1841-4326-4b36-a8a9-8a1a7237db11",
-            "team_blocked": False,
+            "team_blocked": team_blocked,
             "api_key_blocked": blocked,
-            "api_key_disabled": False,
+            "api_key_disabled": disabled,
         },
     )
 
@@ -606,6 +611,8 @@ def _xai_key(key: str, *, blocked: bool = False) -> Reply:
 XAI = {
     "valid": lambda key: _xai_key(key),
     "revoked": lambda key: _xai_key(key, blocked=True),
+    "disabled": lambda key: _xai_key(key, disabled=True),
+    "team_blocked": lambda key: _xai_key(key, team_blocked=True),
     "invalid": lambda key: Reply(
         400,
         {
@@ -722,6 +729,8 @@ COHERE = {
         401,
         "Your API key has expired. Please create a production key at dashboard.cohere.com.",
     ),
+    # [INF] the check's own answer for a key it does not take: 200 with valid false.
+    "disowned": _fixed(200, {"valid": False, "organization_id": None, "owner_id": None}),
 }
 
 

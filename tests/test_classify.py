@@ -34,7 +34,10 @@ def check(app, emulator, provider: str, key: str, *, deep: bool = False):
         ("gemini", "leaked", "invalid", "reported as leaked: create a new one"),
         ("groq", "revoked", "invalid", "restricted the organisation"),
         ("xai", "revoked", "invalid", "xAI has blocked this key"),
+        ("xai", "disabled", "invalid", "disabled in the xAI console"),
+        ("xai", "team_blocked", "invalid", "blocked the team this key belongs to"),
         ("cohere", "revoked", "invalid", "has expired"),
+        ("cohere", "disowned", "invalid", "rejected the key"),
     ],
 )
 def test_states_with_answers_of_their_own(make_app, emulator, provider, state, status, words):
@@ -44,6 +47,14 @@ def test_states_with_answers_of_their_own(make_app, emulator, provider, state, s
     result = check(app, emulator, provider, emulator.register(provider, state=state))
     assert result.status == status
     assert words in result.describe()
+
+
+def test_an_anthropic_billing_error_is_no_credit(make_app, emulator):
+    app = app_for(make_app, "anthropic")
+    key = emulator.register("anthropic", state="billing_due")
+    deep = check(app, emulator, "anthropic", key, deep=True)
+    assert deep.status == "quota_exceeded" and deep.quota_checked is True
+    assert "billing details" in deep.describe()
 
 
 def test_a_mistral_refusal_says_a_new_key_may_not_be_active_yet(make_app, emulator):
