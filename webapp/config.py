@@ -100,17 +100,21 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def default_database_url(instance_path: str) -> str:
+    """The SQLite file in the instance folder, used when DATABASE_URL is not set."""
+    return f"sqlite:///{Path(instance_path) / 'keyhold.sqlite3'}"
+
+
 def defaults(instance_path: str) -> dict[str, Any]:
     env = os.environ.get("KEYHOLD_ENV", "development").strip().lower()
     production = env == "production"
-    sqlite_path = Path(instance_path) / "keyhold.sqlite3"
     return {
         "KEYHOLD_ENV": env,
         "SECRET_KEY": os.environ.get("SECRET_KEY"),
         "API_KEY_ENCRYPTION_SECRET": os.environ.get("API_KEY_ENCRYPTION_SECRET"),
         "API_KEY_ENCRYPTION_OLD_SECRETS": os.environ.get("API_KEY_ENCRYPTION_OLD_SECRETS", ""),
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(
-            os.environ.get("DATABASE_URL") or f"sqlite:///{sqlite_path}"
+            os.environ.get("DATABASE_URL") or default_database_url(instance_path)
         ),
         "SQLALCHEMY_ENGINE_OPTIONS": {},
         "DATABASE_CONNECT_TIMEOUT": _env_int("DATABASE_CONNECT_TIMEOUT", 5),
@@ -214,7 +218,7 @@ def announce_default_database(app: Flask) -> None:
     without a word. Called once logging is set up, to be in its format."""
     if app.config["KEYHOLD_ENV"] != "production" or os.environ.get("DATABASE_URL"):
         return
-    default = normalise_database_url(f"sqlite:///{Path(app.instance_path) / 'keyhold.sqlite3'}")
+    default = default_database_url(app.instance_path)
     if app.config["SQLALCHEMY_DATABASE_URI"] != default:
         return  # set by the caller
     log.warning(
