@@ -61,7 +61,7 @@ def validate_key(
     except KeyDecryptionError:
         record_failure("key.validate", **_unreadable(user, row, info, trigger))
         raise
-    job = Job(row, provider, key, dict(row.config or {}), list(row.models or []))
+    job = Job.of(row, provider, key)
     result = app_checker().check(provider, key, job.config, deep=deep, known_models=job.models)
     _record(user, [job], [result], info, trigger=trigger)
     return result
@@ -86,6 +86,11 @@ class Job:
     config: dict[str, Any]
     models: list[str]
 
+    @classmethod
+    def of(cls, row: Any, provider: Provider, key: str) -> Job:
+        """A job for ``row``'s ``key``, with the row's settings and models as read now."""
+        return cls(row, provider, key, dict(row.config or {}), list(row.models or []))
+
 
 def jobs_for(rows: Iterable[Any], decrypt: Callable[[Any], str]) -> tuple[list[Job], list[Any]]:
     """A job for each row whose provider is known, and the rows that failed to decrypt."""
@@ -95,9 +100,7 @@ def jobs_for(rows: Iterable[Any], decrypt: Callable[[Any], str]) -> tuple[list[J
         if provider is None:
             continue
         try:
-            key = decrypt(row)
-            config, models = dict(row.config or {}), list(row.models or [])
-            jobs.append(Job(row, provider, key, config, models))
+            jobs.append(Job.of(row, provider, decrypt(row)))
         except KeyDecryptionError:
             unreadable.append(row)
     return jobs, unreadable
