@@ -59,10 +59,11 @@ def apply_check(row: Any, check: CheckResult | None) -> None:
 def holds(row: Any, scope: KeyScope, api_key: str, config: Mapping[str, Any]) -> bool:
     """Whether ``row`` holds ``api_key`` with ``config``, compared by the key's hash under the
     secret the row is sealed with now (never decrypted)."""
-    if not row.key_hash or not row.key_version or dict(row.config or {}) != dict(config):
+    config = dict(config)
+    if not row.key_hash or not row.key_version or dict(row.config or {}) != config:
         return False
     try:
-        expected = current_keyring().key_hash(scope, api_key, row.key_version, dict(config))
+        expected = current_keyring().key_hash(scope, api_key, row.key_version, config)
     except KeyDecryptionError:  # sealed under a retired secret: cannot tell, so not the same
         return False
     return hmac.compare_digest(expected, row.key_hash)
